@@ -1,0 +1,106 @@
+//! Command-line flags and their environment variables (clap derive).
+//!
+//! Owns only the surface: names, help texts, examples. Every field is an
+//! `Option` so that `config` can tell "not given" from "given", which is what
+//! makes the precedence flags → environment → file → defaults work. No
+//! validation happens here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::endpoint::{ListenUrl, UpstreamUrl};
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Front a local nginx-rtmp with RTMPS on 8443 (self-signed certificate):
+  rtmpgate --upstream rtmp://127.0.0.1:1935
+
+  # Real certificate, RTMPS on 443 and RTMP/RTMPT on 80:
+  rtmpgate --listen rtmps://0.0.0.0:443 --listen rtmp://0.0.0.0:80 \\
+           --tls-cert /etc/rtmpgate/fullchain.pem --tls-key /etc/rtmpgate/key.pem \\
+           --upstream rtmp://10.0.0.5:1935
+
+  # Kubernetes sidecar: everything from the environment
+  RTMPGATE_LISTEN=rtmps://0.0.0.0:8443 RTMPGATE_UPSTREAM=rtmp://127.0.0.1:1935 rtmpgate
+
+Precedence: command-line flags, then RTMPGATE_* environment variables, then
+the --config file, then built-in defaults. Durations take units: 500ms, 10s, 5m.
+Logging is set with RUST_LOG (e.g. RUST_LOG=rtmpgate=debug).";
+
+/// rtmpgate: terminate RTMPS / RTMPT / RTMPTS and relay plain RTMP to any
+/// RTMP server.
+#[derive(Debug, Default, Parser)]
+#[command(version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Where to accept clients, as a URL; repeat for several. rtmps:// serves
+    /// RTMPS and RTMPTS, rtmp:// serves RTMP and RTMPT, rtmpt:// and
+    /// rtmpts:// serve only the HTTP tunnel.
+    /// [default: rtmps://0.0.0.0:8443 and rtmp://0.0.0.0:1936]
+    /// Example: --listen rtmps://0.0.0.0:443
+    #[arg(long = "listen", value_name = "URL", env = "RTMPGATE_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<ListenUrl>,
+
+    /// The RTMP server to relay every stream to.
+    /// [default: rtmp://127.0.0.1:1935]
+    /// Example: --upstream rtmp://nginx-rtmp:1935
+    #[arg(long, value_name = "URL", env = "RTMPGATE_UPSTREAM")]
+    pub upstream: Option<UpstreamUrl>,
+
+    /// TLS certificate chain (PEM, leaf first). Without it a self-signed
+    /// certificate is generated at start and a warning is logged.
+    /// Example: --tls-cert /etc/rtmpgate/fullchain.pem
+    #[arg(long, value_name = "FILE", env = "RTMPGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    /// Example: --tls-key /etc/rtmpgate/key.pem
+    #[arg(long, value_name = "FILE", env = "RTMPGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// TLS 1.3 session tickets sent per handshake. 0 (the default) keeps
+    /// librtmp/GnuTLS clients such as rtmpdump working; RTMP connections are
+    /// long-lived, so resumption gains little. [default: 0]
+    #[arg(long, value_name = "N", env = "RTMPGATE_TLS13_TICKETS")]
+    pub tls13_tickets: Option<usize>,
+
+    /// Read settings from a TOML file (keys as the long flags, with
+    /// underscores: listen = ["rtmps://0.0.0.0:8443"], tls_cert = "...").
+    /// Example: --config /etc/rtmpgate/rtmpgate.toml
+    #[arg(long, value_name = "FILE", env = "RTMPGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Longest a client may take to finish the TLS handshake. [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_TLS_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Option<Duration>,
+
+    /// Longest a client may take to send its first bytes (RTMP C0/C1 or an
+    /// HTTP request line) after connecting. [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+
+    /// Longest to wait for the upstream TCP connect. [default: 5s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Close a relayed connection after this long with no byte in either
+    /// direction; 0s disables. [default: 5m]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// On SIGTERM/SIGINT: stop accepting, then let live streams run this long
+    /// before closing them. A second signal exits at once. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Option<Duration>,
+
+    /// Most client connections served at once; further clients wait in the
+    /// kernel's accept queue. [default: 10000]
+    #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Validate the configuration (URLs, certificate and key) and exit,
+    /// like `nginx -t`.
+    #[arg(long)]
+    pub check_config: bool,
+}

@@ -1,0 +1,377 @@
+//! The validated configuration every other module reads.
+//!
+//! Owns merging the three sources (flags/environment from [`crate::cli`], a
+//! TOML file, built-in defaults) into typed values, checked once at start-up.
+//! Errors name the flag or file at fault and say how to fix it. Loading
+//! certificates is not done here but in [`crate::tls`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::Cli;
+use crate::endpoint::{ListenUrl, UpstreamUrl};
+
+/// Listeners used when none is configured; documented in the README.
+pub const DEFAULT_LISTEN: &[&str] = &["rtmps://0.0.0.0:8443", "rtmp://0.0.0.0:1936"];
+/// Upstream used when none is configured: an RTMP server on the same host.
+pub const DEFAULT_UPSTREAM: &str = "rtmp://127.0.0.1:1935";
+
+/// Everything rtmpgate needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sockets to accept clients on.
+    pub listeners: Vec<ListenUrl>,
+    /// Server every stream is relayed to.
+    pub upstream: UpstreamUrl,
+    /// Where the TLS certificate comes from.
+    pub tls: TlsSource,
+    /// TLS 1.3 tickets per handshake (0 keeps librtmp/GnuTLS working).
+    pub tls13_tickets: usize,
+    /// Per-phase deadlines.
+    pub timeouts: Timeouts,
+    /// Cap on concurrently served client connections.
+    pub max_connections: usize,
+}
+
+/// Source of the server certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// PEM files given by the operator.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Generate a throwaway self-signed certificate at start (with a warning).
+    SelfSigned,
+}
+
+/// Deadlines for each phase of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TLS handshake with the client.
+    pub tls_handshake: Duration,
+    /// First bytes from the client (RTMP C0/C1 or HTTP request).
+    pub first_bytes: Duration,
+    /// TCP connect to the upstream.
+    pub connect: Duration,
+    /// No traffic either way for this long closes a relay; `None` = never.
+    pub idle: Option<Duration>,
+    /// Grace period for live connections at shutdown.
+    pub drain: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            tls_handshake: Duration::from_secs(10),
+            first_bytes: Duration::from_secs(10),
+            connect: Duration::from_secs(5),
+            idle: Some(Duration::from_secs(300)),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listeners: DEFAULT_LISTEN
+                .iter()
+                .map(|u| u.parse().expect("built-in listen URL parses"))
+                .collect(),
+            upstream: DEFAULT_UPSTREAM.parse().expect("built-in upstream URL parses"),
+            tls: TlsSource::SelfSigned,
+            tls13_tickets: 0,
+            timeouts: Timeouts::default(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("cannot read config file {path}: {source} (check the --config path)")]
+    Read {
+        /// File named by `--config`.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// File named by `--config`.
+        path: PathBuf,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+    /// A value has the right type but makes no sense.
+    #[error("invalid setting `{setting}`: {why}")]
+    Invalid {
+        /// Flag or file key at fault.
+        setting: &'static str,
+        /// What to change.
+        why: String,
+    },
+}
+
+/// The TOML file's shape: the long flags with underscores, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Vec<String>>,
+    upstream: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls13_tickets: Option<usize>,
+    tls_handshake_timeout: Option<String>,
+    handshake_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    drain_timeout: Option<String>,
+    max_connections: Option<usize>,
+}
+
+impl Config {
+    /// Merges flags/environment (already combined by clap), the optional
+    /// config file, and defaults, then validates the result.
+    pub fn from_sources(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Config::default();
+        let dur = |flag: Option<Duration>,
+                   file: &Option<String>,
+                   setting: &'static str,
+                   default: Duration|
+         -> Result<Duration, ConfigError> {
+            match (flag, file) {
+                (Some(d), _) => Ok(d),
+                (None, Some(text)) => {
+                    humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+                        setting,
+                        why: format!("`{text}` is not a duration ({e}); write e.g. 10s or 500ms"),
+                    })
+                }
+                (None, None) => Ok(default),
+            }
+        };
+        let t = defaults.timeouts;
+        let idle = dur(
+            cli.idle_timeout,
+            &file.idle_timeout,
+            "idle_timeout",
+            t.idle.unwrap_or_default(),
+        )?;
+        let timeouts = Timeouts {
+            tls_handshake: dur(
+                cli.tls_handshake_timeout,
+                &file.tls_handshake_timeout,
+                "tls_handshake_timeout",
+                t.tls_handshake,
+            )?,
+            first_bytes: dur(
+                cli.handshake_timeout,
+                &file.handshake_timeout,
+                "handshake_timeout",
+                t.first_bytes,
+            )?,
+            connect: dur(
+                cli.connect_timeout,
+                &file.connect_timeout,
+                "connect_timeout",
+                t.connect,
+            )?,
+            idle: (!idle.is_zero()).then_some(idle),
+            drain: dur(cli.drain_timeout, &file.drain_timeout, "drain_timeout", t.drain)?,
+        };
+
+        let listeners = if !cli.listen.is_empty() {
+            cli.listen.clone()
+        } else if let Some(list) = &file.listen {
+            list.iter()
+                .map(|u| {
+                    u.parse().map_err(|e: crate::endpoint::UrlError| ConfigError::Invalid {
+                        setting: "listen",
+                        why: e.to_string(),
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            defaults.listeners
+        };
+        let upstream = match (&cli.upstream, &file.upstream) {
+            (Some(u), _) => u.clone(),
+            (None, Some(text)) => text.parse().map_err(|e: crate::endpoint::UrlError| {
+                ConfigError::Invalid {
+                    setting: "upstream",
+                    why: e.to_string(),
+                }
+            })?,
+            (None, None) => defaults.upstream,
+        };
+        let tls = match (
+            cli.tls_cert.clone().or(file.tls_cert),
+            cli.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => TlsSource::SelfSigned,
+            (Some(_), None) => return Err(missing_pair("tls_key", "--tls-key")),
+            (None, Some(_)) => return Err(missing_pair("tls_cert", "--tls-cert")),
+        };
+        let config = Config {
+            listeners,
+            upstream,
+            tls,
+            tls13_tickets: cli
+                .tls13_tickets
+                .or(file.tls13_tickets)
+                .unwrap_or(defaults.tls13_tickets),
+            timeouts,
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "listen",
+                why: "no listener configured; add e.g. --listen rtmps://0.0.0.0:8443".into(),
+            });
+        }
+        for (i, a) in self.listeners.iter().enumerate() {
+            if a.addr.port() != 0 && self.listeners[..i].iter().any(|b| b.addr == a.addr) {
+                return Err(ConfigError::Invalid {
+                    setting: "listen",
+                    why: format!("{} is listed twice; one port serves every protocol of its kind", a.addr),
+                });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "max_connections",
+                why: "must be at least 1".into(),
+            });
+        }
+        for (name, d) in [
+            ("tls_handshake_timeout", self.timeouts.tls_handshake),
+            ("handshake_timeout", self.timeouts.first_bytes),
+            ("connect_timeout", self.timeouts.connect),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting: name,
+                    why: "must be longer than 0s".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn missing_pair(setting: &'static str, flag: &str) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        why: format!("a certificate needs both --tls-cert and --tls-key; add {flag}"),
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("rtmpgate").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_listen_on_documented_ports() {
+        let c = Config::from_sources(&Cli::default()).unwrap();
+        let urls: Vec<String> = c.listeners.iter().map(|l| l.to_string()).collect();
+        assert_eq!(urls, DEFAULT_LISTEN);
+        assert_eq!(c.upstream.to_string(), DEFAULT_UPSTREAM);
+        assert_eq!(c.tls, TlsSource::SelfSigned);
+        assert_eq!(c.tls13_tickets, 0);
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = [\"rtmp://127.0.0.1:2000\"]\nupstream = \"rtmp://10.1.1.1:1935\"\nidle_timeout = \"0s\"\nconnect_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+        assert_eq!(c.listeners[0].to_string(), "rtmp://127.0.0.1:2000");
+        assert_eq!(c.upstream.host, "10.1.1.1");
+        assert_eq!(c.timeouts.idle, None);
+        assert_eq!(c.timeouts.connect, Duration::from_secs(2));
+        let c = Config::from_sources(&cli(&[
+            "--config",
+            path,
+            "--upstream",
+            "rtmp://127.0.0.2",
+            "--connect-timeout",
+            "750ms",
+        ]))
+        .unwrap();
+        assert_eq!(c.upstream.host, "127.0.0.2");
+        assert_eq!(c.timeouts.connect, Duration::from_millis(750));
+        assert_eq!(c.listeners[0].to_string(), "rtmp://127.0.0.1:2000");
+    }
+
+    #[test]
+    fn bad_file_names_the_problem() {
+        let dir = std::env::temp_dir().join(format!("rtmpgate-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen_on = 3\n").unwrap();
+        let e = Config::from_sources(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("listen_on"), "{e}");
+        std::fs::write(&file, "idle_timeout = \"soon\"\n").unwrap();
+        let e = Config::from_sources(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("idle_timeout"), "{e}");
+        let e = Config::from_sources(&cli(&["--config", "/nonexistent/x.toml"])).unwrap_err();
+        assert!(e.to_string().contains("--config"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_listeners_refused() {
+        let e = Config::from_sources(&cli(&[
+            "--listen",
+            "rtmp://127.0.0.1:5000",
+            "--listen",
+            "rtmps://127.0.0.1:5000",
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+    }
+}

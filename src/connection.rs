@@ -1,0 +1,243 @@
+//! One client connection from accept to close.
+//!
+//! Owns the per-connection pipeline: (TLS handshake) → first bytes → sniff →
+//! route (relay to the upstream, or hand to the RTMPT server), each phase
+//! under its own timeout, and the single log line and metrics written when
+//! the connection ends. Accepting is [`crate::listener`]'s job; copying bytes
+//! is [`crate::relay`]'s.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::endpoint::ListenScheme;
+use crate::listener::ServeContext;
+use crate::metrics::{CloseLabels, ListenerLabels};
+use crate::relay::{self, RelayEnd};
+use crate::sniff::Sniffed;
+use crate::upstream;
+
+/// Room for the first read: an RTMP C0+C1 (1537 bytes) or an HTTP request
+/// head usually arrives whole in one segment.
+const FIRST_READ: usize = 2048;
+
+/// Why a connection ended, as logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The relay ran and ended this way.
+    Relay(RelayEnd),
+    /// TLS handshake did not finish in time.
+    TlsTimeout,
+    /// TLS handshake failed (not TLS, bad version, no shared cipher…).
+    TlsFailed,
+    /// The client sent nothing within the handshake timeout.
+    FirstBytesTimeout,
+    /// The client closed or failed before sending a byte.
+    ClientGone,
+    /// The first byte is no protocol this listener serves.
+    Rejected(&'static str),
+    /// The upstream could not be reached.
+    UpstreamUnavailable,
+    /// The RTMPT connection served its HTTP requests and ended.
+    HttpDone,
+}
+
+impl CloseReason {
+    /// Short label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Relay(end) => end.as_str(),
+            Self::TlsTimeout => "tls_handshake_timeout",
+            Self::TlsFailed => "tls_handshake_failed",
+            Self::FirstBytesTimeout => "handshake_timeout",
+            Self::ClientGone => "client_gone_early",
+            Self::Rejected(what) => what,
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::HttpDone => "http_done",
+        }
+    }
+}
+
+/// What the close log line and metrics report.
+struct Outcome {
+    protocol: &'static str,
+    reason: CloseReason,
+    up: u64,
+    down: u64,
+}
+
+impl Outcome {
+    fn early(protocol: &'static str, reason: CloseReason) -> Self {
+        Self {
+            protocol,
+            reason,
+            up: 0,
+            down: 0,
+        }
+    }
+}
+
+/// Serves one accepted client connection to its end.
+pub(crate) async fn serve(
+    ctx: Arc<ServeContext>,
+    stream: TcpStream,
+    _peer: SocketAddr,
+    scheme: ListenScheme,
+) {
+    let started = Instant::now();
+    let labels = ListenerLabels {
+        listener: scheme.as_str(),
+    };
+    ctx.metrics.accepted.get_or_create(&labels).inc();
+    ctx.metrics.active.get_or_create(&labels).inc();
+    tracing::info!("connection opened");
+
+    let outcome = match (scheme.is_tls(), &ctx.tls) {
+        (true, Some(acceptor)) => {
+            match tokio::time::timeout(
+                ctx.config.timeouts.tls_handshake,
+                acceptor.accept(stream),
+            )
+            .await
+            {
+                Ok(Ok(tls)) => serve_stream(&ctx, tls, scheme).await,
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "TLS handshake failed");
+                    ctx.metrics
+                        .tls_failures
+                        .get_or_create(&crate::metrics::ReasonLabels { reason: "error" })
+                        .inc();
+                    Outcome::early("tls", CloseReason::TlsFailed)
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        timeout = ?ctx.config.timeouts.tls_handshake,
+                        "TLS handshake timed out"
+                    );
+                    ctx.metrics
+                        .tls_failures
+                        .get_or_create(&crate::metrics::ReasonLabels { reason: "timeout" })
+                        .inc();
+                    Outcome::early("tls", CloseReason::TlsTimeout)
+                }
+            }
+        }
+        _ => serve_stream(&ctx, stream, scheme).await,
+    };
+
+    ctx.metrics.active.get_or_create(&labels).dec();
+    ctx.metrics
+        .closed
+        .get_or_create(&CloseLabels {
+            protocol: outcome.protocol,
+            reason: outcome.reason.as_str(),
+        })
+        .inc();
+    ctx.metrics.add_bytes(outcome.up, outcome.down);
+    tracing::info!(
+        protocol = outcome.protocol,
+        reason = outcome.reason.as_str(),
+        bytes_in = outcome.up,
+        bytes_out = outcome.down,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "connection closed"
+    );
+}
+
+/// After TLS (if any): read the first bytes, decide what they are, route.
+async fn serve_stream<S>(ctx: &ServeContext, mut client: S, scheme: ListenScheme) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tls = scheme.is_tls();
+    let base = if tls { "rtmps" } else { "rtmp" };
+    let mut first = BytesMut::with_capacity(FIRST_READ);
+    match tokio::time::timeout(ctx.config.timeouts.first_bytes, client.read_buf(&mut first)).await
+    {
+        Err(_) => {
+            tracing::warn!("client sent nothing before the handshake timeout");
+            return Outcome::early(base, CloseReason::FirstBytesTimeout);
+        }
+        Ok(Ok(0)) | Ok(Err(_)) => return Outcome::early(base, CloseReason::ClientGone),
+        Ok(Ok(_)) => {}
+    }
+    let tunnel_only = matches!(scheme, ListenScheme::Rtmpt | ListenScheme::Rtmpts);
+    let sniffed = Sniffed::from_first_byte(first[0]);
+    let protocol = match sniffed {
+        Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => base,
+        Sniffed::Http => {
+            if tls { "rtmpts" } else { "rtmpt" }
+        }
+        _ => base,
+    };
+    match sniffed {
+        Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => {
+            if sniffed == Sniffed::Rtmpe {
+                tracing::info!("RTMPE client: relayed unchanged, encryption not terminated");
+            }
+            relay_to_upstream(ctx, client, &first, protocol).await
+        }
+        Sniffed::Tls => {
+            tracing::warn!("TLS ClientHello on a plain listener; clients must use an rtmps:// listener");
+            Outcome::early(protocol, CloseReason::Rejected("tls_on_plain_port"))
+        }
+        Sniffed::Http => {
+            tracing::warn!("HTTP request, but RTMPT is not served yet");
+            Outcome::early(protocol, CloseReason::Rejected("rtmpt_unsupported"))
+        }
+        Sniffed::Rtmp | Sniffed::Rtmpe => {
+            tracing::warn!("RTMP on a tunnel-only listener; use an rtmp:// or rtmps:// listener");
+            Outcome::early(protocol, CloseReason::Rejected("rtmp_on_tunnel_port"))
+        }
+        Sniffed::Unknown(byte) => {
+            tracing::warn!(first_byte = byte, "not RTMP, RTMPT or TLS; closing");
+            Outcome::early(protocol, CloseReason::Rejected("unknown_protocol"))
+        }
+    }
+}
+
+async fn relay_to_upstream<S>(
+    ctx: &ServeContext,
+    client: S,
+    first: &[u8],
+    protocol: &'static str,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let upstream = match upstream::connect(&ctx.config.upstream, ctx.config.timeouts.connect).await
+    {
+        Ok(u) => u,
+        Err(err) => {
+            tracing::warn!(%err, "upstream unavailable");
+            ctx.metrics
+                .upstream_failures
+                .get_or_create(&crate::metrics::ReasonLabels {
+                    reason: err.reason(),
+                })
+                .inc();
+            return Outcome::early(protocol, CloseReason::UpstreamUnavailable);
+        }
+    };
+    let stats = relay::relay(
+        client,
+        upstream,
+        first,
+        ctx.config.timeouts.idle,
+        &ctx.abort,
+    )
+    .await;
+    if let Some(err) = &stats.error {
+        tracing::debug!(%err, "relay ended with an error");
+    }
+    Outcome {
+        protocol,
+        reason: CloseReason::Relay(stats.end),
+        up: stats.client_to_upstream,
+        down: stats.upstream_to_client,
+    }
+}

@@ -1,0 +1,38 @@
+//! rtmpgate: terminates RTMPS, RTMPT and RTMPTS and relays plain RTMP to any
+//! RTMP server.
+//!
+//! Data flows one way through the modules:
+//! accept ([`listener`]) → TLS ([`tls`]) → first bytes ([`sniff`]) →
+//! per-connection routing ([`connection`]) → byte relay ([`relay`]) →
+//! upstream socket ([`upstream`]).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`cli`] | flags and environment variables (clap) |
+//! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`] |
+//! | [`endpoint`] | listener and upstream URLs |
+//! | [`listener`] | binding, accept loops, connection cap, drain at shutdown |
+//! | [`connection`] | one connection: handshakes, sniffing, routing, close log line |
+//! | [`sniff`] | protocol detection from first bytes; replaying them |
+//! | [`tls`] | rustls server config, PEM loading, self-signed fallback |
+//! | [`relay`] | bidirectional copy, half-close, idle timeout, byte counts |
+//! | [`upstream`] | connecting to the RTMP server |
+//! | [`net`] | socket options |
+//! | [`metrics`] | Prometheus counters and gauges |
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod endpoint;
+pub mod listener;
+pub mod metrics;
+pub mod net;
+pub mod relay;
+pub mod sniff;
+pub mod tls;
+pub mod upstream;
+
+pub use config::Config;
+pub use listener::{Gateway, StartError};

@@ -1,0 +1,183 @@
+//! Binding listeners, the accept loops, and the drain at shutdown.
+//!
+//! Owns the [`Gateway`]: the bound sockets plus everything connections share
+//! ([`ServeContext`]). Each accept loop takes a permit from the connection
+//! cap *before* accepting, backs off on accept errors (EMFILE) instead of
+//! spinning, and spawns one task per connection in its own tracing span.
+//! What happens on a connection is [`crate::connection`]'s job.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{Config, TlsSource};
+use crate::connection;
+use crate::endpoint::{ListenScheme, ListenUrl};
+use crate::metrics::Metrics;
+use crate::tls::{self, TlsError};
+
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What every connection task shares. Read-only after start.
+pub(crate) struct ServeContext {
+    pub(crate) config: Config,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// Fires when the drain period is over: live relays close.
+    pub(crate) abort: CancellationToken,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listen address is taken or not ours.
+    #[error("cannot listen on {url}: {source} (is another process using the port, or is the address not on this host?)")]
+    Bind {
+        /// The listener that failed.
+        url: ListenUrl,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Bound listeners, ready to serve.
+pub struct Gateway {
+    ctx: Arc<ServeContext>,
+    listeners: Vec<(ListenScheme, TcpListener)>,
+}
+
+impl Gateway {
+    /// Loads TLS material and binds every configured listener.
+    pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
+        let needs_tls = config.listeners.iter().any(|l| l.scheme.is_tls());
+        let tls = if needs_tls {
+            if config.tls == TlsSource::SelfSigned {
+                tracing::warn!(
+                    "!!! NO CERTIFICATE CONFIGURED: serving TLS with a self-signed certificate \
+                     generated at start. Clients that verify certificates will refuse it. \
+                     Configure a real one with --tls-cert FILE --tls-key FILE \
+                     (or RTMPGATE_TLS_CERT / RTMPGATE_TLS_KEY) !!!"
+                );
+            }
+            Some(TlsAcceptor::from(tls::server_config(
+                &config.tls,
+                config.tls13_tickets,
+            )?))
+        } else {
+            None
+        };
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for url in &config.listeners {
+            let socket = TcpListener::bind(url.addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    url: url.clone(),
+                    source,
+                })?;
+            listeners.push((url.scheme, socket));
+        }
+        Ok(Self {
+            ctx: Arc::new(ServeContext {
+                config,
+                metrics,
+                tls,
+                abort: CancellationToken::new(),
+            }),
+            listeners,
+        })
+    }
+
+    /// The bound addresses, in configuration order (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<(ListenScheme, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|(s, l)| (*s, l.local_addr().expect("bound socket has an address")))
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets live
+    /// connections run for the drain timeout, closes the rest and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let stop_accepting = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
+        for (scheme, listener) in self.listeners {
+            let addr = listener.local_addr().ok();
+            tracing::info!(listener = %scheme, addr = ?addr, upstream = %self.ctx.config.upstream, "listening");
+            tokio::spawn(accept_loop(
+                listener,
+                scheme,
+                Arc::clone(&self.ctx),
+                Arc::clone(&permits),
+                tracker.clone(),
+                stop_accepting.clone(),
+            ));
+        }
+        shutdown.await;
+        stop_accepting.cancel();
+        tracker.close();
+        let drain = self.ctx.config.timeouts.drain;
+        tracing::info!(live = tracker.len(), ?drain, "shutting down: draining live connections");
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            tracing::warn!(live = tracker.len(), "drain timeout reached; closing the rest");
+            self.ctx.abort.cancel();
+            // Relays end at once on abort; handshakes end on their own timeouts.
+            let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        }
+        tracing::info!("shut down");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    scheme: ListenScheme,
+    ctx: Arc<ServeContext>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) {
+    let mut next_id: u64 = 0;
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
+            () = stop.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = stop.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(err) => {
+                tracing::error!(%err, listener = %scheme, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        crate::net::tune_stream(&stream);
+        next_id += 1;
+        let span = tracing::info_span!("conn", listener = %scheme, %peer, id = next_id);
+        let ctx = Arc::clone(&ctx);
+        tracker.spawn(
+            async move {
+                connection::serve(ctx, stream, peer, scheme).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! The `rtmpgate` binary: parse, validate, set up logging, bind, run.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use rtmpgate::cli::Cli;
+use rtmpgate::metrics::Metrics;
+use rtmpgate::{Config, Gateway};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = Config::from_sources(&cli).context("configuration refused")?;
+    let check_only = cli.check_config;
+    let gateway = Gateway::bind(config, Arc::new(Metrics::default()))
+        .await
+        .context("cannot start")?;
+    if check_only {
+        println!("configuration OK");
+        return Ok(());
+    }
+    gateway.run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// Completes on the first SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,147 @@
+//! Counters and gauges for everything an operator needs to see, in a
+//! Prometheus registry (`prometheus-client`).
+//!
+//! Owns metric names, labels and help texts. Other modules record through
+//! [`Metrics`]; exposition as text is [`Metrics::encode`].
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels for per-listener connection counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// Listener URL scheme (rtmp, rtmps, rtmpt, rtmpts).
+    pub listener: &'static str,
+}
+
+/// Labels for finished connections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// Protocol the connection turned out to speak.
+    pub protocol: &'static str,
+    /// Why it ended (see `connection::CloseReason`).
+    pub reason: &'static str,
+}
+
+/// Labels for byte counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// `client_to_upstream` or `upstream_to_client`.
+    pub direction: &'static str,
+}
+
+/// Labels carrying a short failure reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Short, bounded reason string.
+    pub reason: &'static str,
+}
+
+/// Every metric rtmpgate exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Connections accepted, by listener.
+    pub accepted: Family<ListenerLabels, Counter>,
+    /// Connections being served now, by listener.
+    pub active: Family<ListenerLabels, Gauge>,
+    /// Connections finished, by protocol and reason.
+    pub closed: Family<CloseLabels, Counter>,
+    /// Bytes relayed, by direction.
+    pub bytes: Family<DirectionLabels, Counter>,
+    /// Failed TLS handshakes, by reason.
+    pub tls_failures: Family<ReasonLabels, Counter>,
+    /// Failed upstream connects, by reason.
+    pub upstream_failures: Family<ReasonLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("rtmpgate");
+        let m = Self {
+            accepted: Family::default(),
+            active: Family::default(),
+            closed: Family::default(),
+            bytes: Family::default(),
+            tls_failures: Family::default(),
+            upstream_failures: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "Client connections being served",
+            m.active.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Client connections finished, by protocol and close reason",
+            m.closed.clone(),
+        );
+        registry.register("relayed_bytes", "Bytes relayed", m.bytes.clone());
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes with clients that failed",
+            m.tls_failures.clone(),
+        );
+        registry.register(
+            "upstream_connect_failures",
+            "Connections to the upstream that failed",
+            m.upstream_failures.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Adds relayed byte counts once a connection ends.
+    pub fn add_bytes(&self, up: u64, down: u64) {
+        self.bytes
+            .get_or_create(&DirectionLabels {
+                direction: "client_to_upstream",
+            })
+            .inc_by(up);
+        self.bytes
+            .get_or_create(&DirectionLabels {
+                direction: "upstream_to_client",
+            })
+            .inc_by(down);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let m = Metrics::default();
+        m.accepted
+            .get_or_create(&ListenerLabels { listener: "rtmps" })
+            .inc();
+        m.add_bytes(10, 20);
+        let text = m.encode();
+        assert!(
+            text.contains("rtmpgate_connections_accepted_total{listener=\"rtmps\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rtmpgate_relayed_bytes_total{direction=\"upstream_to_client\"} 20"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! Socket options for both hops, applied through `socket2::SockRef`.
+//!
+//! Owns which options a stream gets and why. A failed option is logged and
+//! ignored: a connection without keep-alive still works.
+
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::TcpStream;
+
+/// Keep-alive probes start after this much silence: long enough not to
+/// matter for live streams, short enough to reap peers that vanished
+/// (NAT timeouts are typically minutes).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Gap between keep-alive probes once they start.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Low latency and dead-peer detection, for client and upstream sockets.
+///
+/// TCP_NODELAY: RTMP sends many small control messages (acks, pings,
+/// set-chunk-size) that must not wait for Nagle.
+pub fn tune_stream(stream: &TcpStream) {
+    let sock = SockRef::from(stream);
+    if let Err(err) = sock.set_tcp_nodelay(true) {
+        tracing::debug!(%err, "TCP_NODELAY not set");
+    }
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    if let Err(err) = sock.set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%err, "TCP keep-alive not set");
+    }
+}
+
+/// Re-arms TCP_QUICKACK so the next segment is ACKed at once.
+///
+/// The kernel drops quick-ack mode by itself, so this is called before each
+/// read of an RTMPT connection: ffmpeg writes headers and body in two writes
+/// and would otherwise wait ~40 ms for our delayed ACK on every request.
+#[cfg(target_os = "linux")]
+pub fn quickack(stream: &TcpStream) {
+    let _ = SockRef::from(stream).set_tcp_quickack(true);
+}
+
+/// TCP_QUICKACK is Linux-only; elsewhere this does nothing.
+#[cfg(not(target_os = "linux"))]
+pub fn quickack(_stream: &TcpStream) {}
