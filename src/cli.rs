@@ -39,7 +39,12 @@ pub struct Cli {
     /// rtmpts:// serve only the HTTP tunnel.
     /// [default: rtmps://0.0.0.0:8443 and rtmp://0.0.0.0:1936]
     /// Example: --listen rtmps://0.0.0.0:443
-    #[arg(long = "listen", value_name = "URL", env = "RTMPGATE_LISTEN", value_delimiter = ',')]
+    #[arg(
+        long = "listen",
+        value_name = "URL",
+        env = "RTMPGATE_LISTEN",
+        value_delimiter = ','
+    )]
     pub listen: Vec<ListenUrl>,
 
     /// The RTMP server to relay every stream to.
@@ -51,12 +56,22 @@ pub struct Cli {
     /// TLS certificate chain (PEM, leaf first). Without it a self-signed
     /// certificate is generated at start and a warning is logged.
     /// Example: --tls-cert /etc/rtmpgate/fullchain.pem
-    #[arg(long, value_name = "FILE", env = "RTMPGATE_TLS_CERT", requires = "tls_key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RTMPGATE_TLS_CERT",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// TLS private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
     /// Example: --tls-key /etc/rtmpgate/key.pem
-    #[arg(long, value_name = "FILE", env = "RTMPGATE_TLS_KEY", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RTMPGATE_TLS_KEY",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// TLS 1.3 session tickets sent per handshake. 0 (the default) keeps

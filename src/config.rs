@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cli::Cli;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
+use crate::rtmpt::RtmptSettings;
 
 /// Listeners used when none is configured; documented in the README.
 pub const DEFAULT_LISTEN: &[&str] = &["rtmps://0.0.0.0:8443", "rtmp://0.0.0.0:1936"];
@@ -33,6 +34,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Cap on concurrently served client connections.
     pub max_connections: usize,
+    /// HTTP tunnel settings.
+    pub rtmpt: RtmptSettings,
 }
 
 /// Source of the server certificate.
@@ -83,11 +86,14 @@ impl Default for Config {
                 .iter()
                 .map(|u| u.parse().expect("built-in listen URL parses"))
                 .collect(),
-            upstream: DEFAULT_UPSTREAM.parse().expect("built-in upstream URL parses"),
+            upstream: DEFAULT_UPSTREAM
+                .parse()
+                .expect("built-in upstream URL parses"),
             tls: TlsSource::SelfSigned,
             tls13_tickets: 0,
             timeouts: Timeouts::default(),
             max_connections: 10_000,
+            rtmpt: RtmptSettings::default(),
         }
     }
 }
@@ -190,7 +196,12 @@ impl Config {
                 t.connect,
             )?,
             idle: (!idle.is_zero()).then_some(idle),
-            drain: dur(cli.drain_timeout, &file.drain_timeout, "drain_timeout", t.drain)?,
+            drain: dur(
+                cli.drain_timeout,
+                &file.drain_timeout,
+                "drain_timeout",
+                t.drain,
+            )?,
         };
 
         let listeners = if !cli.listen.is_empty() {
@@ -198,10 +209,11 @@ impl Config {
         } else if let Some(list) = &file.listen {
             list.iter()
                 .map(|u| {
-                    u.parse().map_err(|e: crate::endpoint::UrlError| ConfigError::Invalid {
-                        setting: "listen",
-                        why: e.to_string(),
-                    })
+                    u.parse()
+                        .map_err(|e: crate::endpoint::UrlError| ConfigError::Invalid {
+                            setting: "listen",
+                            why: e.to_string(),
+                        })
                 })
                 .collect::<Result<_, _>>()?
         } else {
@@ -209,12 +221,13 @@ impl Config {
         };
         let upstream = match (&cli.upstream, &file.upstream) {
             (Some(u), _) => u.clone(),
-            (None, Some(text)) => text.parse().map_err(|e: crate::endpoint::UrlError| {
-                ConfigError::Invalid {
-                    setting: "upstream",
-                    why: e.to_string(),
-                }
-            })?,
+            (None, Some(text)) => {
+                text.parse()
+                    .map_err(|e: crate::endpoint::UrlError| ConfigError::Invalid {
+                        setting: "upstream",
+                        why: e.to_string(),
+                    })?
+            }
             (None, None) => defaults.upstream,
         };
         let tls = match (
@@ -239,6 +252,7 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(defaults.max_connections),
+            rtmpt: defaults.rtmpt,
         };
         config.validate()?;
         Ok(config)
@@ -255,7 +269,10 @@ impl Config {
             if a.addr.port() != 0 && self.listeners[..i].iter().any(|b| b.addr == a.addr) {
                 return Err(ConfigError::Invalid {
                     setting: "listen",
-                    why: format!("{} is listed twice; one port serves every protocol of its kind", a.addr),
+                    why: format!(
+                        "{} is listed twice; one port serves every protocol of its kind",
+                        a.addr
+                    ),
                 });
             }
         }

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -17,8 +18,10 @@ use tokio::net::TcpStream;
 use crate::endpoint::ListenScheme;
 use crate::listener::ServeContext;
 use crate::metrics::{CloseLabels, ListenerLabels};
+use crate::net::ClientSocket;
 use crate::relay::{self, RelayEnd};
-use crate::sniff::Sniffed;
+use crate::rtmpt;
+use crate::sniff::{Rewind, Sniffed};
 use crate::upstream;
 
 /// Room for the first read: an RTMP C0+C1 (1537 bytes) or an HTTP request
@@ -85,9 +88,10 @@ impl Outcome {
 pub(crate) async fn serve(
     ctx: Arc<ServeContext>,
     stream: TcpStream,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     scheme: ListenScheme,
 ) {
+    let (stream, quickack) = ClientSocket::new(stream);
     let started = Instant::now();
     let labels = ListenerLabels {
         listener: scheme.as_str(),
@@ -98,13 +102,10 @@ pub(crate) async fn serve(
 
     let outcome = match (scheme.is_tls(), &ctx.tls) {
         (true, Some(acceptor)) => {
-            match tokio::time::timeout(
-                ctx.config.timeouts.tls_handshake,
-                acceptor.accept(stream),
-            )
-            .await
+            match tokio::time::timeout(ctx.config.timeouts.tls_handshake, acceptor.accept(stream))
+                .await
             {
-                Ok(Ok(tls)) => serve_stream(&ctx, tls, scheme).await,
+                Ok(Ok(tls)) => serve_stream(&ctx, tls, peer, scheme, &quickack).await,
                 Ok(Err(err)) => {
                     tracing::warn!(%err, "TLS handshake failed");
                     ctx.metrics
@@ -126,7 +127,7 @@ pub(crate) async fn serve(
                 }
             }
         }
-        _ => serve_stream(&ctx, stream, scheme).await,
+        _ => serve_stream(&ctx, stream, peer, scheme, &quickack).await,
     };
 
     ctx.metrics.active.get_or_create(&labels).dec();
@@ -149,15 +150,20 @@ pub(crate) async fn serve(
 }
 
 /// After TLS (if any): read the first bytes, decide what they are, route.
-async fn serve_stream<S>(ctx: &ServeContext, mut client: S, scheme: ListenScheme) -> Outcome
+async fn serve_stream<S>(
+    ctx: &Arc<ServeContext>,
+    mut client: S,
+    peer: SocketAddr,
+    scheme: ListenScheme,
+    quickack: &AtomicBool,
+) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let tls = scheme.is_tls();
     let base = if tls { "rtmps" } else { "rtmp" };
     let mut first = BytesMut::with_capacity(FIRST_READ);
-    match tokio::time::timeout(ctx.config.timeouts.first_bytes, client.read_buf(&mut first)).await
-    {
+    match tokio::time::timeout(ctx.config.timeouts.first_bytes, client.read_buf(&mut first)).await {
         Err(_) => {
             tracing::warn!("client sent nothing before the handshake timeout");
             return Outcome::early(base, CloseReason::FirstBytesTimeout);
@@ -170,7 +176,11 @@ where
     let protocol = match sniffed {
         Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => base,
         Sniffed::Http => {
-            if tls { "rtmpts" } else { "rtmpt" }
+            if tls {
+                "rtmpts"
+            } else {
+                "rtmpt"
+            }
         }
         _ => base,
     };
@@ -182,12 +192,17 @@ where
             relay_to_upstream(ctx, client, &first, protocol).await
         }
         Sniffed::Tls => {
-            tracing::warn!("TLS ClientHello on a plain listener; clients must use an rtmps:// listener");
+            tracing::warn!(
+                "TLS ClientHello on a plain listener; clients must use an rtmps:// listener"
+            );
             Outcome::early(protocol, CloseReason::Rejected("tls_on_plain_port"))
         }
         Sniffed::Http => {
-            tracing::warn!("HTTP request, but RTMPT is not served yet");
-            Outcome::early(protocol, CloseReason::Rejected("rtmpt_unsupported"))
+            // ffmpeg writes request head and body separately; without
+            // quick ACKs each request stalls ~40 ms on delayed ACK.
+            quickack.store(true, Relaxed);
+            rtmpt::serve_http(ctx, Rewind::new(first.freeze(), client), peer).await;
+            Outcome::early(protocol, CloseReason::HttpDone)
         }
         Sniffed::Rtmp | Sniffed::Rtmpe => {
             tracing::warn!("RTMP on a tunnel-only listener; use an rtmp:// or rtmps:// listener");

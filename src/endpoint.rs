@@ -138,7 +138,10 @@ fn split(url: &str) -> Result<(&str, &str, Option<&str>), UrlError> {
             .ok_or_else(|| bad("unclosed `[` in IPv6 address"))?;
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected `:port` after `]`"))?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("expected `:port` after `]`"))?,
+            ),
         };
         return Ok((scheme, host, port));
     }

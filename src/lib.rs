@@ -3,7 +3,8 @@
 //!
 //! Data flows one way through the modules:
 //! accept ([`listener`]) → TLS ([`tls`]) → first bytes ([`sniff`]) →
-//! per-connection routing ([`connection`]) → byte relay ([`relay`]) →
+//! per-connection routing ([`connection`]) → byte relay ([`relay`]) or HTTP
+//! tunnel session ([`rtmpt`]) →
 //! upstream socket ([`upstream`]).
 //!
 //! | module | owns |
@@ -16,6 +17,7 @@
 //! | [`sniff`] | protocol detection from first bytes; replaying them |
 //! | [`tls`] | rustls server config, PEM loading, self-signed fallback |
 //! | [`relay`] | bidirectional copy, half-close, idle timeout, byte counts |
+//! | [`rtmpt`] | the HTTP tunnel: sessions, ordering, long-poll |
 //! | [`upstream`] | connecting to the RTMP server |
 //! | [`net`] | socket options |
 //! | [`metrics`] | Prometheus counters and gauges |
@@ -30,6 +32,7 @@ pub mod listener;
 pub mod metrics;
 pub mod net;
 pub mod relay;
+pub mod rtmpt;
 pub mod sniff;
 pub mod tls;
 pub mod upstream;

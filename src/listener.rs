@@ -23,6 +23,7 @@ use crate::config::{Config, TlsSource};
 use crate::connection;
 use crate::endpoint::{ListenScheme, ListenUrl};
 use crate::metrics::Metrics;
+use crate::rtmpt::{self, Rtmpt};
 use crate::tls::{self, TlsError};
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
@@ -36,13 +37,17 @@ pub(crate) struct ServeContext {
     pub(crate) tls: Option<TlsAcceptor>,
     /// Fires when the drain period is over: live relays close.
     pub(crate) abort: CancellationToken,
+    /// RTMPT session table and settings.
+    pub(crate) rtmpt: Rtmpt,
 }
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listen address is taken or not ours.
-    #[error("cannot listen on {url}: {source} (is another process using the port, or is the address not on this host?)")]
+    #[error(
+        "cannot listen on {url}: {source} (is another process using the port, or is the address not on this host?)"
+    )]
     Bind {
         /// The listener that failed.
         url: ListenUrl,
@@ -92,6 +97,7 @@ impl Gateway {
         }
         Ok(Self {
             ctx: Arc::new(ServeContext {
+                rtmpt: Rtmpt::new(config.rtmpt),
                 config,
                 metrics,
                 tls,
@@ -127,17 +133,27 @@ impl Gateway {
                 stop_accepting.clone(),
             ));
         }
+        let stop_reaper = CancellationToken::new();
+        tokio::spawn(rtmpt::reap(Arc::clone(&self.ctx), stop_reaper.clone()));
         shutdown.await;
         stop_accepting.cancel();
         tracker.close();
         let drain = self.ctx.config.timeouts.drain;
-        tracing::info!(live = tracker.len(), ?drain, "shutting down: draining live connections");
+        tracing::info!(
+            live = tracker.len(),
+            ?drain,
+            "shutting down: draining live connections"
+        );
         if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
-            tracing::warn!(live = tracker.len(), "drain timeout reached; closing the rest");
+            tracing::warn!(
+                live = tracker.len(),
+                "drain timeout reached; closing the rest"
+            );
             self.ctx.abort.cancel();
             // Relays end at once on abort; handshakes end on their own timeouts.
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }
+        stop_reaper.cancel();
         tracing::info!("shut down");
     }
 }

@@ -40,6 +40,15 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels for RTMPT requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// open, send, idle, close, ident or other.
+    pub verb: &'static str,
+    /// HTTP status code of the reply.
+    pub status: u16,
+}
+
 /// Every metric rtmpgate exports.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +64,21 @@ pub struct Metrics {
     pub tls_failures: Family<ReasonLabels, Counter>,
     /// Failed upstream connects, by reason.
     pub upstream_failures: Family<ReasonLabels, Counter>,
+    /// RTMPT sessions open now.
+    pub rtmpt_sessions_active: Gauge,
+    /// RTMPT sessions ended, by reason.
+    pub rtmpt_sessions_closed: Family<ReasonLabels, Counter>,
+    /// RTMPT requests, by verb and reply status.
+    pub rtmpt_requests: Family<RequestLabels, Counter>,
+    /// RTMPT requests that arrived ahead of their turn and waited.
+    pub rtmpt_reordered: Counter,
+    /// Duplicate RTMPT requests answered from the cached reply.
+    pub rtmpt_duplicates: Counter,
+    /// RTMPT sessions closed because a sequence number never arrived.
+    pub rtmpt_gaps: Counter,
+    /// RTMPT requests naming a session that does not exist (or not for
+    /// this client): guesses, expired sessions, misrouted requests.
+    pub rtmpt_unknown_session: Counter,
 }
 
 impl Default for Metrics {
@@ -67,6 +91,13 @@ impl Default for Metrics {
             bytes: Family::default(),
             tls_failures: Family::default(),
             upstream_failures: Family::default(),
+            rtmpt_sessions_active: Gauge::default(),
+            rtmpt_sessions_closed: Family::default(),
+            rtmpt_requests: Family::default(),
+            rtmpt_reordered: Counter::default(),
+            rtmpt_duplicates: Counter::default(),
+            rtmpt_gaps: Counter::default(),
+            rtmpt_unknown_session: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -95,6 +126,41 @@ impl Default for Metrics {
             "Connections to the upstream that failed",
             m.upstream_failures.clone(),
         );
+        registry.register(
+            "rtmpt_sessions_active",
+            "RTMPT sessions open",
+            m.rtmpt_sessions_active.clone(),
+        );
+        registry.register(
+            "rtmpt_sessions_closed",
+            "RTMPT sessions ended, by reason",
+            m.rtmpt_sessions_closed.clone(),
+        );
+        registry.register(
+            "rtmpt_requests",
+            "RTMPT HTTP requests, by verb and status",
+            m.rtmpt_requests.clone(),
+        );
+        registry.register(
+            "rtmpt_reordered_requests",
+            "RTMPT requests that arrived early and waited for their turn",
+            m.rtmpt_reordered.clone(),
+        );
+        registry.register(
+            "rtmpt_duplicate_requests",
+            "Duplicate RTMPT requests answered from the cached reply",
+            m.rtmpt_duplicates.clone(),
+        );
+        registry.register(
+            "rtmpt_sequence_gaps",
+            "RTMPT sessions closed on a sequence gap that never filled",
+            m.rtmpt_gaps.clone(),
+        );
+        registry.register(
+            "rtmpt_unknown_session_requests",
+            "RTMPT requests for a session that does not exist",
+            m.rtmpt_unknown_session.clone(),
+        );
         Self { registry, ..m }
     }
 }
@@ -106,6 +172,21 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    /// Counts an RTMPT session that ended.
+    pub fn rtmpt_session_closed(&self, reason: &'static str) {
+        self.rtmpt_sessions_active.dec();
+        self.rtmpt_sessions_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts an RTMPT request by verb and status.
+    pub fn rtmpt_request(&self, verb: &'static str, status: u16) {
+        self.rtmpt_requests
+            .get_or_create(&RequestLabels { verb, status })
+            .inc();
     }
 
     /// Adds relayed byte counts once a connection ends.

@@ -3,9 +3,15 @@
 //! Owns which options a stream gets and why. A failed option is logged and
 //! ignored: a connection without keep-alive still works.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Keep-alive probes start after this much silence: long enough not to
@@ -45,3 +51,69 @@ pub fn quickack(stream: &TcpStream) {
 /// TCP_QUICKACK is Linux-only; elsewhere this does nothing.
 #[cfg(not(target_os = "linux"))]
 pub fn quickack(_stream: &TcpStream) {}
+
+/// A client socket that can be switched to re-arm TCP_QUICKACK before every
+/// read, once the connection turns out to be RTMPT. Off, it costs one
+/// relaxed atomic load per read.
+#[derive(Debug)]
+pub struct ClientSocket {
+    inner: TcpStream,
+    quickack: Arc<AtomicBool>,
+}
+
+impl ClientSocket {
+    /// Wraps an accepted stream; returns the switch that turns quick-ack on.
+    pub fn new(inner: TcpStream) -> (Self, Arc<AtomicBool>) {
+        let quickack = Arc::new(AtomicBool::new(false));
+        (
+            Self {
+                inner,
+                quickack: Arc::clone(&quickack),
+            },
+            quickack,
+        )
+    }
+}
+
+impl AsyncRead for ClientSocket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.quickack.load(Relaxed) {
+            quickack(&self.inner);
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientSocket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -258,9 +258,7 @@ mod tests {
         let (client, mut client_peer) = duplex(8);
         let (upstream, mut upstream_peer) = duplex(8);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(async move {
-            relay(client, upstream, b"pre", None, &stop).await
-        });
+        let task = tokio::spawn(async move { relay(client, upstream, b"pre", None, &stop).await });
         client_peer.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 8];
         upstream_peer.read_exact(&mut got).await.unwrap();
@@ -294,7 +292,10 @@ mod tests {
             let mut b = [0u8; 1];
             upstream_peer.read_exact(&mut b).await.unwrap();
         }
-        assert!(!task.is_finished(), "traffic every 6 s must keep a 10 s idle relay open");
+        assert!(
+            !task.is_finished(),
+            "traffic every 6 s must keep a 10 s idle relay open"
+        );
         let stats = task.await.unwrap();
         assert_eq!(stats.end, RelayEnd::Idle);
         assert_eq!(stats.client_to_upstream, 3);

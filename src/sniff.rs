@@ -123,7 +123,9 @@ mod tests {
     #[tokio::test]
     async fn rewind_replays_prefix_then_stream() {
         let (mut a, b) = tokio::io::duplex(16);
-        tokio::io::AsyncWriteExt::write_all(&mut a, b" /open/1").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut a, b" /open/1")
+            .await
+            .unwrap();
         drop(a);
         let mut r = Rewind::new(Bytes::from_static(b"POST"), b);
         let mut out = String::new();

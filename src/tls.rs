@@ -23,7 +23,9 @@ const SELF_SIGNED_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The certificate file is missing, unreadable or holds no PEM certificate.
-    #[error("cannot load certificate chain from {path}: {why} (give a PEM file with the leaf first via --tls-cert)")]
+    #[error(
+        "cannot load certificate chain from {path}: {why} (give a PEM file with the leaf first via --tls-cert)"
+    )]
     Cert {
         /// File named by `--tls-cert`.
         path: PathBuf,
@@ -31,7 +33,9 @@ pub enum TlsError {
         why: String,
     },
     /// The key file is missing, unreadable or holds no supported key.
-    #[error("cannot load private key from {path}: {why} (give a PEM PKCS#8, PKCS#1 or SEC1 key via --tls-key)")]
+    #[error(
+        "cannot load private key from {path}: {why} (give a PEM PKCS#8, PKCS#1 or SEC1 key via --tls-key)"
+    )]
     Key {
         /// File named by `--tls-key`.
         path: PathBuf,
@@ -39,7 +43,9 @@ pub enum TlsError {
         why: String,
     },
     /// The key does not belong to the certificate, or rustls refuses the pair.
-    #[error("certificate {cert} and key {key} do not fit together: {why} (check that the key is the one the certificate was issued for)")]
+    #[error(
+        "certificate {cert} and key {key} do not fit together: {why} (check that the key is the one the certificate was issued for)"
+    )]
     Mismatch {
         /// Certificate file.
         cert: PathBuf,
@@ -65,9 +71,7 @@ pub fn server_config(
     tls13_tickets: usize,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let (chain, key, files) = match source {
-        TlsSource::Files { cert, key } => {
-            (load_chain(cert)?, load_key(key)?, Some((cert, key)))
-        }
+        TlsSource::Files { cert, key } => (load_chain(cert)?, load_key(key)?, Some((cert, key))),
         TlsSource::SelfSigned => {
             let (chain, key) = self_signed()?;
             (chain, key, None)

@@ -25,7 +25,9 @@ pub enum UpstreamError {
         source: io::Error,
     },
     /// Every address refused or failed.
-    #[error("cannot connect to upstream {upstream}: {source} (is the RTMP server running and reachable?)")]
+    #[error(
+        "cannot connect to upstream {upstream}: {source} (is the RTMP server running and reachable?)"
+    )]
     Connect {
         /// The upstream as configured.
         upstream: String,
@@ -33,7 +35,9 @@ pub enum UpstreamError {
         source: io::Error,
     },
     /// No address answered within the connect timeout.
-    #[error("upstream {upstream} did not accept within {timeout:?} (server overloaded or packets dropped; see --connect-timeout)")]
+    #[error(
+        "upstream {upstream} did not accept within {timeout:?} (server overloaded or packets dropped; see --connect-timeout)"
+    )]
     Timeout {
         /// The upstream as configured.
         upstream: String,
@@ -58,7 +62,10 @@ impl UpstreamError {
 
 /// Opens a tuned TCP connection to `upstream`, trying each resolved address
 /// in turn, all within `timeout`.
-pub async fn connect(upstream: &UpstreamUrl, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+pub async fn connect(
+    upstream: &UpstreamUrl,
+    timeout: Duration,
+) -> Result<TcpStream, UpstreamError> {
     let authority = upstream.authority();
     let attempt = async {
         let addrs = tokio::net::lookup_host(&authority)
@@ -107,6 +114,9 @@ mod tests {
         let url: UpstreamUrl = format!("rtmp://127.0.0.1:{port}").parse().unwrap();
         let err = connect(&url, Duration::from_secs(2)).await.unwrap_err();
         assert_eq!(err.reason(), "refused");
-        assert!(err.to_string().contains("is the RTMP server running"), "{err}");
+        assert!(
+            err.to_string().contains("is the RTMP server running"),
+            "{err}"
+        );
     }
 }

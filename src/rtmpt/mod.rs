@@ -1,0 +1,416 @@
+//! RTMPT / RTMPTS: RTMP tunnelled in HTTP POSTs.
+//!
+//! Owns the HTTP side of the tunnel: one hyper HTTP/1 connection per client
+//! connection (title-case headers, header-read timeout), request checks
+//! (method, path, content type, body size), `/open` (session creation and
+//! upstream connect) and handing `/send`, `/idle`, `/close` to the session
+//! task. Sessions are keyed by id, never by TCP connection: clients and
+//! proxies open and close connections freely.
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`path`] | parsing request paths |
+//! | [`table`] | session ids, caps, expiry |
+//! | [`session`] | one session's task: ordering, buffering, long-poll |
+//! | [`reply`] | exact response bytes |
+
+pub mod path;
+pub mod reply;
+pub mod session;
+pub mod table;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use self::path::{Route, Verb};
+use self::reply::ReplyBody;
+use self::session::{Command, SessionSettings, SessionStart};
+use self::table::{SessionTable, TableLimits};
+use crate::listener::ServeContext;
+use crate::upstream;
+
+/// Largest body accepted for `/open`, `/idle` and `/close` (clients send one
+/// zero byte).
+const SMALL_BODY: usize = 64;
+/// Most time one request may take end to end (a body upload plus a
+/// long-poll); a stuck session answers 504 rather than hanging the client.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
+/// hyper's read buffer cap: request heads are tiny; bodies stream through.
+const MAX_HTTP_BUF: usize = 64 * 1024;
+
+/// RTMPT settings from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct RtmptSettings {
+    /// Session caps and expiry.
+    pub limits: TableLimits,
+    /// Per-session behaviour.
+    pub session: SessionSettings,
+    /// Largest `/send` body (Content-Length); larger gets 413.
+    pub max_body: u64,
+    /// Longest a client may take to send a request head.
+    pub header_timeout: Duration,
+}
+
+impl Default for RtmptSettings {
+    fn default() -> Self {
+        Self {
+            limits: TableLimits {
+                max_sessions: 10_000,
+                max_per_client: 100,
+                expiry: Duration::from_secs(30),
+                bind_client: true,
+            },
+            session: SessionSettings {
+                long_poll: Duration::from_millis(20),
+                max_reply: 64 * 1024,
+                buffer_cap: 256 * 1024,
+            },
+            max_body: 16 * 1024 * 1024,
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared RTMPT state of one process.
+pub struct Rtmpt {
+    /// Settings.
+    pub settings: RtmptSettings,
+    /// Live sessions.
+    pub table: Arc<SessionTable>,
+}
+
+impl Rtmpt {
+    /// Empty state for these settings.
+    pub fn new(settings: RtmptSettings) -> Self {
+        Self {
+            settings,
+            table: Arc::new(SessionTable::new(settings.limits)),
+        }
+    }
+}
+
+/// Drops expired sessions until `stop` fires: the one reaper of the process.
+pub(crate) async fn reap(ctx: Arc<ServeContext>, stop: tokio_util::sync::CancellationToken) {
+    let table = &ctx.rtmpt.table;
+    let mut tick = tokio::time::interval(table.reap_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let n = table.expire(tokio::time::Instant::now());
+                if n > 0 {
+                    tracing::info!(expired = n, "rtmpt sessions expired (no request within the session timeout)");
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Serves HTTP requests on one client connection until it closes.
+pub(crate) async fn serve_http<S>(ctx: &Arc<ServeContext>, io: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Notify::new());
+    let io = Watched {
+        inner: io,
+        activity: Arc::clone(&activity),
+    };
+    let service = {
+        let ctx = Arc::clone(ctx);
+        service_fn(move |req| {
+            let ctx = Arc::clone(&ctx);
+            let activity = Arc::clone(&activity);
+            async move { Ok::<_, Infallible>(handle(&ctx, peer, &activity, req).await) }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .title_case_headers(true)
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(ctx.rtmpt.settings.header_timeout)
+        .max_buf_size(MAX_HTTP_BUF);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%err, "rtmpt connection ended with an error");
+            }
+        }
+        () = ctx.abort.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+        }
+    }
+}
+
+async fn handle(
+    ctx: &ServeContext,
+    peer: SocketAddr,
+    activity: &Notify,
+    req: Request<Incoming>,
+) -> Response<ReplyBody> {
+    let (verb, res) = route(ctx, peer, activity, req).await;
+    ctx.metrics.rtmpt_request(verb, res.status().as_u16());
+    if !res.status().is_success() {
+        tracing::debug!(
+            verb,
+            status = res.status().as_u16(),
+            "rtmpt request refused"
+        );
+    }
+    res
+}
+
+async fn route(
+    ctx: &ServeContext,
+    peer: SocketAddr,
+    activity: &Notify,
+    req: Request<Incoming>,
+) -> (&'static str, Response<ReplyBody>) {
+    use reply::error;
+    if req.method() != Method::POST {
+        return (
+            "other",
+            error(StatusCode::METHOD_NOT_ALLOWED, "RTMPT requests are POSTs"),
+        );
+    }
+    let Some(route) = path::parse(req.uri().path()) else {
+        return ("other", error(StatusCode::NOT_FOUND, "not an RTMPT path"));
+    };
+    let verb = match route {
+        Route::Ident => return ("ident", error(StatusCode::NOT_FOUND, "no ident service")),
+        Route::Open => "open",
+        Route::Session { verb, .. } => verb.as_str(),
+    };
+    let fcs = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-fcs")
+        });
+    if !fcs {
+        return (
+            verb,
+            error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/x-fcs",
+            ),
+        );
+    }
+    // RTMPT clients always send Content-Length; a chunked body has none.
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(length) = length else {
+        return (
+            verb,
+            error(StatusCode::LENGTH_REQUIRED, "Content-Length is required"),
+        );
+    };
+    let limit = match route {
+        Route::Session {
+            verb: Verb::Send, ..
+        } => ctx.rtmpt.settings.max_body,
+        _ => SMALL_BODY as u64,
+    };
+    if length > limit {
+        return (
+            verb,
+            error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        );
+    }
+    let res = match route {
+        Route::Ident => unreachable!("answered above"),
+        Route::Open => open(ctx, peer, req.into_body()).await,
+        Route::Session { verb, id, seq } => {
+            let id = id.to_owned();
+            session_request(ctx, peer, activity, verb, &id, seq, req.into_body()).await
+        }
+    };
+    (verb, res)
+}
+
+/// Reads and discards a tiny body (the 0x00 of open/idle/close) so the
+/// connection stays usable for the next request.
+async fn discard_small(body: Incoming) -> Result<(), Response<ReplyBody>> {
+    Limited::new(body, SMALL_BODY)
+        .collect()
+        .await
+        .map(drop)
+        .map_err(|_| reply::error(StatusCode::BAD_REQUEST, "bad request body"))
+}
+
+async fn open(ctx: &ServeContext, peer: SocketAddr, body: Incoming) -> Response<ReplyBody> {
+    if let Err(res) = discard_small(body).await {
+        return res;
+    }
+    let (tx, rx) = mpsc::channel(session::COMMAND_CHANNEL);
+    let id = match ctx.rtmpt.table.insert(peer.ip(), tx) {
+        Ok(id) => id,
+        Err(refused) => {
+            tracing::warn!(%refused, "rtmpt /open refused");
+            return reply::error(StatusCode::SERVICE_UNAVAILABLE, "too many RTMPT sessions");
+        }
+    };
+    let upstream = match upstream::connect(&ctx.config.upstream, ctx.config.timeouts.connect).await
+    {
+        Ok(u) => u,
+        Err(err) => {
+            ctx.rtmpt.table.remove(&id);
+            tracing::warn!(%err, "upstream unavailable for a new rtmpt session");
+            ctx.metrics
+                .upstream_failures
+                .get_or_create(&crate::metrics::ReasonLabels {
+                    reason: err.reason(),
+                })
+                .inc();
+            return reply::error(StatusCode::BAD_GATEWAY, "upstream RTMP server unavailable");
+        }
+    };
+    ctx.metrics.rtmpt_sessions_active.inc();
+    tracing::info!(session = %session::short(&id), "rtmpt session opened");
+    let start = SessionStart {
+        id: id.clone(),
+        client: peer.ip(),
+        upstream,
+        commands: rx,
+        settings: ctx.rtmpt.settings.session,
+        table: Arc::clone(&ctx.rtmpt.table),
+        metrics: Arc::clone(&ctx.metrics),
+        abort: ctx.abort.clone(),
+    };
+    tokio::spawn(session::run(start));
+    reply::opened(&id)
+}
+
+async fn session_request(
+    ctx: &ServeContext,
+    peer: SocketAddr,
+    activity: &Notify,
+    verb: Verb,
+    id: &str,
+    seq: u64,
+    body: Incoming,
+) -> Response<ReplyBody> {
+    let Some(tx) = ctx.rtmpt.table.lookup(id, peer.ip()) else {
+        ctx.metrics.rtmpt_unknown_session.inc();
+        return reply::error(StatusCode::NOT_FOUND, "unknown RTMPT session");
+    };
+    let body = match verb {
+        Verb::Send => Some(body.boxed_unsync()),
+        Verb::Idle | Verb::Close => {
+            if let Err(res) = discard_small(body).await {
+                return res;
+            }
+            None
+        }
+    };
+    let (reply_tx, mut reply_rx) = oneshot::channel();
+    let request = session::Request {
+        verb,
+        seq,
+        body,
+        reply: reply_tx,
+    };
+    let exchange = async {
+        // Registered before the request goes out, so a pipelined request
+        // read by hyper while this one waits is never missed.
+        let next_request = activity.notified();
+        tokio::pin!(next_request);
+        next_request.as_mut().enable();
+        if tx.send(Command::Request(request)).await.is_err() {
+            return None;
+        }
+        tokio::select! {
+            r = &mut reply_rx => return r.ok(),
+            () = next_request, if verb == Verb::Idle => {
+                let _ = tx.try_send(Command::Release { seq });
+            }
+        }
+        reply_rx.await.ok()
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        Ok(Some(r)) => reply::from_session(r),
+        Ok(None) => reply::error(StatusCode::NOT_FOUND, "session is over"),
+        Err(_) => reply::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "session did not answer in time",
+        ),
+    }
+}
+
+/// Client stream that signals `activity` whenever a read brings bytes: with
+/// hyper, a read while a request is being answered means the client has
+/// pipelined the next request.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Notify>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.notify_waiters();
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

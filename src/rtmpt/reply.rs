@@ -1,0 +1,106 @@
+//! RTMPT HTTP responses, byte for byte what real clients parse.
+//!
+//! Owns status codes, headers and bodies. librtmp parses replies by hand and
+//! case-sensitively (`HTTP/1.1 200 `, `Content-Length: N`), so every reply
+//! has a known length (never chunked) and the connection is set to write
+//! title-case header names. Bodies are two `Bytes` chained: the delay byte
+//! and the server bytes, without copying the latter.
+
+use bytes::buf::Chain;
+use bytes::{Buf, Bytes};
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use super::session::{RefuseReason, Reply};
+
+/// Body of every RTMPT response.
+pub type ReplyBody = Full<Chain<Bytes, Bytes>>;
+
+const FCS: HeaderValue = HeaderValue::from_static("application/x-fcs");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+
+fn build(status: StatusCode, head: Bytes, tail: Bytes) -> Response<ReplyBody> {
+    let mut res = Response::new(Full::new(head.chain(tail)));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, FCS);
+    h.insert(header::CACHE_CONTROL, NO_CACHE);
+    res
+}
+
+/// 200 to `/open/1`: the id and exactly one `\n`, no delay byte (librtmp
+/// takes Content-Length − 1 bytes as the id; ffmpeg trims white space).
+pub fn opened(id: &str) -> Response<ReplyBody> {
+    let mut body = Vec::with_capacity(id.len() + 1);
+    body.extend_from_slice(id.as_bytes());
+    body.push(b'\n');
+    build(StatusCode::OK, Bytes::from(body), Bytes::new())
+}
+
+/// The reply a session gave, as HTTP.
+pub fn from_session(reply: Reply) -> Response<ReplyBody> {
+    match reply {
+        Reply::Data { delay, data } => {
+            build(StatusCode::OK, Bytes::copy_from_slice(&[delay]), data)
+        }
+        Reply::Closed => build(StatusCode::OK, Bytes::from_static(&[0]), Bytes::new()),
+        Reply::Refused(RefuseReason::Stale) => error(
+            StatusCode::BAD_REQUEST,
+            "sequence number already used and not the last one",
+        ),
+        Reply::Refused(RefuseReason::TooFarAhead) => error(
+            StatusCode::BAD_REQUEST,
+            "sequence number too far ahead of the session",
+        ),
+        Reply::Refused(RefuseReason::AlreadyQueued) => error(
+            StatusCode::CONFLICT,
+            "this sequence number is already pending",
+        ),
+        Reply::Gone => error(StatusCode::NOT_FOUND, "session is over"),
+    }
+}
+
+/// An error reply with a one-line explanation for whoever reads it.
+pub fn error(status: StatusCode, why: &'static str) -> Response<ReplyBody> {
+    let mut res = build(
+        status,
+        Bytes::from_static(why.as_bytes()),
+        Bytes::from_static(b"\n"),
+    );
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_bytes(res: Response<ReplyBody>) -> Vec<u8> {
+        res.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn open_reply_is_id_and_newline() {
+        let res = opened("abc");
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "application/x-fcs");
+        assert_eq!(body_bytes(res).await, b"abc\n");
+    }
+
+    #[tokio::test]
+    async fn data_reply_starts_with_delay_byte() {
+        let res = from_session(Reply::Data {
+            delay: 3,
+            data: Bytes::from_static(b"rtmp"),
+        });
+        assert_eq!(body_bytes(res).await, b"\x03rtmp");
+        assert_eq!(body_bytes(from_session(Reply::Closed)).await, b"\x00");
+    }
+}

@@ -1,0 +1,242 @@
+//! The RTMPT session table: ids, caps, lookup and the single expiry reaper.
+//!
+//! Owns which sessions exist. A session's state lives in its own task
+//! ([`super::session`]); the table only keeps the handle to reach it. The
+//! lock is a std `Mutex` held for map operations only, never across an
+//! `.await`. Dropping an entry drops the handle, which ends the session task.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::session::Command;
+
+/// Random bytes in a session id: 128 bits from the OS CSPRNG, so ids cannot
+/// be guessed or enumerated.
+const ID_RANDOM_BYTES: usize = 16;
+
+/// Limits the table enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    /// Sessions in total.
+    pub max_sessions: usize,
+    /// Sessions opened from one client address.
+    pub max_per_client: usize,
+    /// A session with no request for this long is dropped.
+    pub expiry: Duration,
+    /// Whether a session may only be used from the address that opened it.
+    pub bind_client: bool,
+}
+
+/// Why `/open` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OpenRefused {
+    /// The global session cap is reached.
+    #[error("RTMPT session limit reached")]
+    Full,
+    /// This client address holds its share already.
+    #[error("RTMPT session limit for this client address reached")]
+    ClientFull,
+}
+
+struct Entry {
+    tx: mpsc::Sender<Command>,
+    client: IpAddr,
+    last_seen: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<String, Entry>,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// All live RTMPT sessions of this process.
+pub struct SessionTable {
+    inner: Mutex<Inner>,
+    limits: TableLimits,
+}
+
+/// A fresh unguessable, URL-safe session id (32 lowercase hex digits).
+pub fn new_session_id() -> String {
+    let mut raw = [0u8; ID_RANDOM_BYTES];
+    getrandom::fill(&mut raw).expect("the OS random source is available");
+    format!("{:032x}", u128::from_be_bytes(raw))
+}
+
+impl SessionTable {
+    /// An empty table with these limits.
+    pub fn new(limits: TableLimits) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            limits,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere must not take RTMPT down with it: the map stays
+        // consistent because every critical section is a single map update.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new session under a fresh id, enforcing the caps.
+    pub fn insert(&self, client: IpAddr, tx: mpsc::Sender<Command>) -> Result<String, OpenRefused> {
+        let mut inner = self.lock();
+        if inner.sessions.len() >= self.limits.max_sessions {
+            return Err(OpenRefused::Full);
+        }
+        let count = inner.per_client.entry(client).or_default();
+        if *count >= self.limits.max_per_client {
+            return Err(OpenRefused::ClientFull);
+        }
+        *count += 1;
+        loop {
+            let id = new_session_id();
+            if let MapEntry::Vacant(slot) = inner.sessions.entry(id.clone()) {
+                slot.insert(Entry {
+                    tx,
+                    client,
+                    last_seen: Instant::now(),
+                });
+                return Ok(id);
+            }
+        }
+    }
+
+    /// The handle of session `id`, if it exists and `client` may use it.
+    /// Marks the session as seen.
+    pub fn lookup(&self, id: &str, client: IpAddr) -> Option<mpsc::Sender<Command>> {
+        let mut inner = self.lock();
+        let entry = inner.sessions.get_mut(id)?;
+        if self.limits.bind_client && entry.client != client {
+            return None;
+        }
+        entry.last_seen = Instant::now();
+        Some(entry.tx.clone())
+    }
+
+    /// Forgets session `id` (its task ends once all handles are gone).
+    pub fn remove(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.sessions.remove(id) {
+            Some(entry) => {
+                release(&mut inner.per_client, entry.client);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops every session not seen for the expiry time; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let expiry = self.limits.expiry;
+        let mut inner = self.lock();
+        let Inner {
+            sessions,
+            per_client,
+        } = &mut *inner;
+        let before = sessions.len();
+        sessions.retain(|_, e| {
+            let keep = now.saturating_duration_since(e.last_seen) < expiry;
+            if !keep {
+                release(per_client, e.client);
+            }
+            keep
+        });
+        before - sessions.len()
+    }
+
+    /// Sessions now open.
+    pub fn len(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How often the reaper looks: a tenth of the expiry, at most once a
+    /// second, so expiry is late by at most that much.
+    pub fn reap_interval(&self) -> Duration {
+        (self.limits.expiry / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+fn release(per_client: &mut HashMap<IpAddr, usize>, client: IpAddr) {
+    if let MapEntry::Occupied(mut slot) = per_client.entry(client) {
+        *slot.get_mut() -= 1;
+        if *slot.get() == 0 {
+            slot.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(max_sessions: usize, max_per_client: usize) -> SessionTable {
+        SessionTable::new(TableLimits {
+            max_sessions,
+            max_per_client,
+            expiry: Duration::from_secs(30),
+            bind_client: true,
+        })
+    }
+
+    #[test]
+    fn ids_are_128_bit_hex_and_distinct() {
+        let a = new_session_id();
+        let b = new_session_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn caps_hold_and_release() {
+        let t = table(3, 2);
+        let (tx, _rx) = mpsc::channel(1);
+        let ip1: IpAddr = "127.0.0.1".parse().unwrap();
+        let ip2: IpAddr = "127.0.0.2".parse().unwrap();
+        let a = t.insert(ip1, tx.clone()).unwrap();
+        t.insert(ip1, tx.clone()).unwrap();
+        assert_eq!(t.insert(ip1, tx.clone()), Err(OpenRefused::ClientFull));
+        t.insert(ip2, tx.clone()).unwrap();
+        assert_eq!(t.insert(ip2, tx.clone()), Err(OpenRefused::Full));
+        assert!(t.remove(&a));
+        assert!(!t.remove(&a));
+        t.insert(ip1, tx).unwrap();
+    }
+
+    #[test]
+    fn lookup_is_bound_to_the_opening_address() {
+        let t = table(10, 10);
+        let (tx, _rx) = mpsc::channel(1);
+        let id = t.insert("127.0.0.1".parse().unwrap(), tx).unwrap();
+        assert!(t.lookup(&id, "127.0.0.1".parse().unwrap()).is_some());
+        assert!(t.lookup(&id, "127.0.0.9".parse().unwrap()).is_none());
+        assert!(t.lookup("0000", "127.0.0.1".parse().unwrap()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_drops_only_silent_sessions() {
+        let t = table(10, 10);
+        let (tx, _rx) = mpsc::channel(1);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let quiet = t.insert(ip, tx.clone()).unwrap();
+        let busy = t.insert(ip, tx).unwrap();
+        tokio::time::advance(Duration::from_secs(20)).await;
+        t.lookup(&busy, ip).unwrap();
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert_eq!(t.expire(Instant::now()), 1);
+        assert!(t.lookup(&quiet, ip).is_none());
+        assert!(t.lookup(&busy, ip).is_some());
+    }
+}
