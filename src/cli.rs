@@ -114,8 +114,46 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// RTMPT: how long an /idle poll with nothing to send waits for server
+    /// bytes before answering empty. Removes ffmpeg's 50 ms sleeps while
+    /// data flows and stops librtmp busy-polling; 0s answers at once.
+    /// [default: 20ms]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_RTMPT_LONG_POLL", value_parser = humantime::parse_duration)]
+    pub rtmpt_long_poll: Option<Duration>,
+
+    /// RTMPT: drop a session after this long without any request (clients
+    /// that are killed never send /close). [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_RTMPT_SESSION_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub rtmpt_session_timeout: Option<Duration>,
+
+    /// RTMPT: most sessions open at once. [default: 10000]
+    #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS")]
+    pub rtmpt_max_sessions: Option<usize>,
+
+    /// RTMPT: most sessions open at once from one client address.
+    /// [default: 100]
+    #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS_PER_CLIENT")]
+    pub rtmpt_max_sessions_per_client: Option<usize>,
+
+    /// RTMPT: largest /send body in bytes; larger gets 413. Bodies are
+    /// streamed, so this bounds abuse, not memory. [default: 16777216]
+    #[arg(long, value_name = "BYTES", env = "RTMPGATE_RTMPT_MAX_BODY")]
+    pub rtmpt_max_body: Option<u64>,
+
+    /// RTMPT: let a session be used from any client address, not only the
+    /// one that opened it (for forward proxies with several egress
+    /// addresses). Ids stay 128-bit random either way.
+    #[arg(long, env = "RTMPGATE_RTMPT_ANY_CLIENT_ADDRESS")]
+    pub rtmpt_any_client_address: bool,
+
+    /// Serve /healthz, /readyz and /metrics (Prometheus) on this address.
+    /// Off unless set; bind it to a private address (no authentication).
+    /// Example: --admin 127.0.0.1:9100
+    #[arg(long, value_name = "ADDR", env = "RTMPGATE_ADMIN")]
+    pub admin: Option<std::net::SocketAddr>,
+
     /// Validate the configuration (URLs, certificate and key) and exit,
-    /// like `nginx -t`.
+    /// like `nginx -t`. Binds no port.
     #[arg(long)]
     pub check_config: bool,
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub max_connections: usize,
     /// HTTP tunnel settings.
     pub rtmpt: RtmptSettings,
+    /// Admin endpoint (health, readiness, metrics), if enabled.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// Source of the server certificate.
@@ -94,6 +96,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             max_connections: 10_000,
             rtmpt: RtmptSettings::default(),
+            admin: None,
         }
     }
 }
@@ -142,6 +145,13 @@ struct FileConfig {
     idle_timeout: Option<String>,
     drain_timeout: Option<String>,
     max_connections: Option<usize>,
+    rtmpt_long_poll: Option<String>,
+    rtmpt_session_timeout: Option<String>,
+    rtmpt_max_sessions: Option<usize>,
+    rtmpt_max_sessions_per_client: Option<usize>,
+    rtmpt_max_body: Option<u64>,
+    rtmpt_any_client_address: Option<bool>,
+    admin: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -252,7 +262,39 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(defaults.max_connections),
-            rtmpt: defaults.rtmpt,
+            rtmpt: {
+                let d = defaults.rtmpt;
+                let mut r = d;
+                r.session.long_poll = dur(
+                    cli.rtmpt_long_poll,
+                    &file.rtmpt_long_poll,
+                    "rtmpt_long_poll",
+                    d.session.long_poll,
+                )?;
+                r.limits.expiry = dur(
+                    cli.rtmpt_session_timeout,
+                    &file.rtmpt_session_timeout,
+                    "rtmpt_session_timeout",
+                    d.limits.expiry,
+                )?;
+                r.limits.max_sessions = cli
+                    .rtmpt_max_sessions
+                    .or(file.rtmpt_max_sessions)
+                    .unwrap_or(d.limits.max_sessions);
+                r.limits.max_per_client = cli
+                    .rtmpt_max_sessions_per_client
+                    .or(file.rtmpt_max_sessions_per_client)
+                    .unwrap_or(d.limits.max_per_client);
+                r.max_body = cli
+                    .rtmpt_max_body
+                    .or(file.rtmpt_max_body)
+                    .unwrap_or(d.max_body);
+                let any = cli.rtmpt_any_client_address
+                    || file.rtmpt_any_client_address.unwrap_or(false);
+                r.limits.bind_client = !any;
+                r
+            },
+            admin: cli.admin.or(file.admin),
         };
         config.validate()?;
         Ok(config)
@@ -282,10 +324,23 @@ impl Config {
                 why: "must be at least 1".into(),
             });
         }
+        if self.rtmpt.limits.max_sessions == 0 || self.rtmpt.limits.max_per_client == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "rtmpt_max_sessions",
+                why: "session caps must be at least 1".into(),
+            });
+        }
+        if self.rtmpt.session.long_poll >= self.rtmpt.limits.expiry {
+            return Err(ConfigError::Invalid {
+                setting: "rtmpt_long_poll",
+                why: "must be shorter than --rtmpt-session-timeout".into(),
+            });
+        }
         for (name, d) in [
             ("tls_handshake_timeout", self.timeouts.tls_handshake),
             ("handshake_timeout", self.timeouts.first_bytes),
             ("connect_timeout", self.timeouts.connect),
+            ("rtmpt_session_timeout", self.rtmpt.limits.expiry),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::Invalid {
@@ -378,6 +433,27 @@ mod tests {
         assert!(e.to_string().contains("idle_timeout"), "{e}");
         let e = Config::from_sources(&cli(&["--config", "/nonexistent/x.toml"])).unwrap_err();
         assert!(e.to_string().contains("--config"), "{e}");
+    }
+
+    #[test]
+    fn rtmpt_settings_from_flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("rtmpgate-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "rtmpt_long_poll = \"5ms\"\nrtmpt_max_body = 1024\nrtmpt_any_client_address = true\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+        assert_eq!(c.rtmpt.session.long_poll, Duration::from_millis(5));
+        assert_eq!(c.rtmpt.max_body, 1024);
+        assert!(!c.rtmpt.limits.bind_client);
+        let c = Config::from_sources(&cli(&["--config", path, "--rtmpt-long-poll", "0s"])).unwrap();
+        assert_eq!(c.rtmpt.session.long_poll, Duration::ZERO);
+        let e = Config::from_sources(&cli(&["--rtmpt-long-poll", "1m"])).unwrap_err();
+        assert!(e.to_string().contains("rtmpt_long_poll"), "{e}");
     }
 
     #[test]

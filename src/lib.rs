@@ -9,6 +9,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`cli`] | flags and environment variables (clap) |
 //! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`] |
 //! | [`endpoint`] | listener and upstream URLs |
@@ -24,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod connection;

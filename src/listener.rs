@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -39,11 +40,21 @@ pub(crate) struct ServeContext {
     pub(crate) abort: CancellationToken,
     /// RTMPT session table and settings.
     pub(crate) rtmpt: Rtmpt,
+    /// Set once shutdown begins: readiness turns false.
+    pub(crate) draining: AtomicBool,
 }
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The admin address is taken or not ours.
+    #[error("cannot listen on admin address {addr}: {source} (is another process using the port? see --admin)")]
+    Admin {
+        /// The admin address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A listen address is taken or not ours.
     #[error(
         "cannot listen on {url}: {source} (is another process using the port, or is the address not on this host?)"
@@ -63,28 +74,13 @@ pub enum StartError {
 pub struct Gateway {
     ctx: Arc<ServeContext>,
     listeners: Vec<(ListenScheme, TcpListener)>,
+    admin: Option<TcpListener>,
 }
 
 impl Gateway {
     /// Loads TLS material and binds every configured listener.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
-        let needs_tls = config.listeners.iter().any(|l| l.scheme.is_tls());
-        let tls = if needs_tls {
-            if config.tls == TlsSource::SelfSigned {
-                tracing::warn!(
-                    "!!! NO CERTIFICATE CONFIGURED: serving TLS with a self-signed certificate \
-                     generated at start. Clients that verify certificates will refuse it. \
-                     Configure a real one with --tls-cert FILE --tls-key FILE \
-                     (or RTMPGATE_TLS_CERT / RTMPGATE_TLS_KEY) !!!"
-                );
-            }
-            Some(TlsAcceptor::from(tls::server_config(
-                &config.tls,
-                config.tls13_tickets,
-            )?))
-        } else {
-            None
-        };
+        let tls = tls_acceptor(&config)?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for url in &config.listeners {
             let socket = TcpListener::bind(url.addr)
@@ -95,6 +91,14 @@ impl Gateway {
                 })?;
             listeners.push((url.scheme, socket));
         }
+        let admin = match config.admin {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Admin { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             ctx: Arc::new(ServeContext {
                 rtmpt: Rtmpt::new(config.rtmpt),
@@ -102,9 +106,16 @@ impl Gateway {
                 metrics,
                 tls,
                 abort: CancellationToken::new(),
+                draining: AtomicBool::new(false),
             }),
             listeners,
+            admin,
         })
+    }
+
+    /// The admin endpoint's bound address, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound addresses, in configuration order (useful with port 0).
@@ -135,7 +146,12 @@ impl Gateway {
         }
         let stop_reaper = CancellationToken::new();
         tokio::spawn(rtmpt::reap(Arc::clone(&self.ctx), stop_reaper.clone()));
+        if let Some(admin) = self.admin {
+            tracing::info!(addr = ?admin.local_addr().ok(), "admin endpoint: /healthz /readyz /metrics");
+            tokio::spawn(crate::admin::serve(admin, Arc::clone(&self.ctx), stop_reaper.clone()));
+        }
         shutdown.await;
+        self.ctx.draining.store(true, Relaxed);
         stop_accepting.cancel();
         tracker.close();
         let drain = self.ctx.config.timeouts.drain;
@@ -156,6 +172,25 @@ impl Gateway {
         stop_reaper.cancel();
         tracing::info!("shut down");
     }
+}
+
+/// Builds the TLS acceptor if any listener needs one, warning loudly when
+/// the certificate is a generated self-signed one. Also used by
+/// `--check-config`, which must not bind ports.
+pub fn tls_acceptor(config: &Config) -> Result<Option<TlsAcceptor>, TlsError> {
+    if !config.listeners.iter().any(|l| l.scheme.is_tls()) {
+        return Ok(None);
+    }
+    if config.tls == TlsSource::SelfSigned {
+        tracing::warn!(
+            "!!! NO CERTIFICATE CONFIGURED: serving TLS with a self-signed certificate \
+             generated at start. Clients that verify certificates will refuse it. \
+             Configure a real one with --tls-cert FILE --tls-key FILE \
+             (or RTMPGATE_TLS_CERT / RTMPGATE_TLS_KEY) !!!"
+        );
+    }
+    let config = tls::server_config(&config.tls, config.tls13_tickets)?;
+    Ok(Some(TlsAcceptor::from(config)))
 }
 
 async fn accept_loop(

@@ -18,14 +18,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::from_sources(&cli).context("configuration refused")?;
-    let check_only = cli.check_config;
-    let gateway = Gateway::bind(config, Arc::new(Metrics::default()))
-        .await
-        .context("cannot start")?;
-    if check_only {
+    if cli.check_config {
+        rtmpgate::listener::tls_acceptor(&config).context("configuration refused")?;
         println!("configuration OK");
         return Ok(());
     }
+    let gateway = Gateway::bind(config, Arc::new(Metrics::default()))
+        .await
+        .context("cannot start")?;
     gateway.run(shutdown_signal()).await;
     Ok(())
 }

@@ -49,6 +49,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Label for the build info metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// Crate version.
+    pub version: &'static str,
+}
+
 /// Every metric rtmpgate exports.
 pub struct Metrics {
     registry: Registry,
@@ -161,6 +168,13 @@ impl Default for Metrics {
             "RTMPT requests for a session that does not exist",
             m.rtmpt_unknown_session.clone(),
         );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "rtmpgate version (value is 1)", build_info);
         Self { registry, ..m }
     }
 }
