@@ -438,7 +438,13 @@ impl Session {
                 self.finish(seq, reply, r);
             }
             Verb::Idle => {
-                if self.down.is_empty() && !self.upstream_eof && !self.settings.long_poll.is_zero()
+                // Park only when nothing can answer it sooner: no server
+                // bytes, no upstream EOF, and no later request queued.
+                let next_waiting = self.window.contains_key(&(seq + 1));
+                if self.down.is_empty()
+                    && !self.upstream_eof
+                    && !next_waiting
+                    && !self.settings.long_poll.is_zero()
                 {
                     self.parked = Some(Parked {
                         seq,
