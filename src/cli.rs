@@ -74,6 +74,34 @@ pub struct Cli {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// Extra certificate for SNI, chosen when the client's server name
+    /// matches it; repeat with --sni-key for each. Clients without SNI or
+    /// with another name get --tls-cert.
+    /// Example: --sni-cert /etc/rtmpgate/b.example.pem --sni-key /etc/rtmpgate/b.example.key
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RTMPGATE_SNI_CERT",
+        value_delimiter = ',',
+        requires = "tls_cert"
+    )]
+    pub sni_cert: Vec<PathBuf>,
+
+    /// Key for each --sni-cert, in the same order.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RTMPGATE_SNI_KEY",
+        value_delimiter = ','
+    )]
+    pub sni_key: Vec<PathBuf>,
+
+    /// How often the certificate and key files are checked for new contents
+    /// (Kubernetes Secret and cert-manager updates); SIGHUP reloads at once.
+    /// [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_TLS_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Option<Duration>,
+
     /// TLS 1.3 session tickets sent per handshake. 0 (the default) keeps
     /// librtmp/GnuTLS clients such as rtmpdump working; RTMP connections are
     /// long-lived, so resumption gains little. [default: 0]

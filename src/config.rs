@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::cli::Cli;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
 use crate::rtmpt::RtmptSettings;
+use crate::tls::CertPair;
 
 /// Listeners used when none is configured; documented in the README.
 pub const DEFAULT_LISTEN: &[&str] = &["rtmps://0.0.0.0:8443", "rtmp://0.0.0.0:1936"];
@@ -28,6 +29,10 @@ pub struct Config {
     pub upstream: UpstreamUrl,
     /// Where the TLS certificate comes from.
     pub tls: TlsSource,
+    /// Extra certificates chosen by SNI.
+    pub sni: Vec<CertPair>,
+    /// How often certificate files are checked for changes.
+    pub tls_reload_interval: Duration,
     /// TLS 1.3 tickets per handshake (0 keeps librtmp/GnuTLS working).
     pub tls13_tickets: usize,
     /// Per-phase deadlines.
@@ -92,6 +97,8 @@ impl Default for Config {
                 .parse()
                 .expect("built-in upstream URL parses"),
             tls: TlsSource::SelfSigned,
+            sni: Vec::new(),
+            tls_reload_interval: Duration::from_secs(10),
             tls13_tickets: 0,
             timeouts: Timeouts::default(),
             max_connections: 10_000,
@@ -138,6 +145,8 @@ struct FileConfig {
     upstream: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    sni: Option<Vec<FileCertPair>>,
+    tls_reload_interval: Option<String>,
     tls13_tickets: Option<usize>,
     tls_handshake_timeout: Option<String>,
     handshake_timeout: Option<String>,
@@ -152,6 +161,14 @@ struct FileConfig {
     rtmpt_max_body: Option<u64>,
     rtmpt_any_client_address: Option<bool>,
     admin: Option<std::net::SocketAddr>,
+}
+
+/// `[[sni]]` tables in the file: `cert = "…"`, `key = "…"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCertPair {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 impl Config {
@@ -249,10 +266,49 @@ impl Config {
             (Some(_), None) => return Err(missing_pair("tls_key", "--tls-key")),
             (None, Some(_)) => return Err(missing_pair("tls_cert", "--tls-cert")),
         };
+        if cli.sni_cert.len() != cli.sni_key.len() {
+            return Err(ConfigError::Invalid {
+                setting: "sni_cert",
+                why: "give one --sni-key per --sni-cert, in the same order".into(),
+            });
+        }
+        let sni = if !cli.sni_cert.is_empty() {
+            cli.sni_cert
+                .iter()
+                .zip(&cli.sni_key)
+                .map(|(cert, key)| CertPair {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+                .collect()
+        } else {
+            file.sni
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| CertPair {
+                    cert: p.cert,
+                    key: p.key,
+                })
+                .collect::<Vec<_>>()
+        };
+        if !sni.is_empty() && tls == TlsSource::SelfSigned {
+            return Err(missing_pair(
+                "tls_cert",
+                "--tls-cert and --tls-key (the default for clients without SNI)",
+            ));
+        }
+        let tls_reload_interval = dur(
+            cli.tls_reload_interval,
+            &file.tls_reload_interval,
+            "tls_reload_interval",
+            defaults.tls_reload_interval,
+        )?;
         let config = Config {
             listeners,
             upstream,
             tls,
+            sni,
+            tls_reload_interval,
             tls13_tickets: cli
                 .tls13_tickets
                 .or(file.tls13_tickets)
@@ -289,8 +345,8 @@ impl Config {
                     .rtmpt_max_body
                     .or(file.rtmpt_max_body)
                     .unwrap_or(d.max_body);
-                let any = cli.rtmpt_any_client_address
-                    || file.rtmpt_any_client_address.unwrap_or(false);
+                let any =
+                    cli.rtmpt_any_client_address || file.rtmpt_any_client_address.unwrap_or(false);
                 r.limits.bind_client = !any;
                 r
             },
@@ -341,6 +397,7 @@ impl Config {
             ("handshake_timeout", self.timeouts.first_bytes),
             ("connect_timeout", self.timeouts.connect),
             ("rtmpt_session_timeout", self.rtmpt.limits.expiry),
+            ("tls_reload_interval", self.tls_reload_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::Invalid {

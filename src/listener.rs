@@ -25,7 +25,7 @@ use crate::connection;
 use crate::endpoint::{ListenScheme, ListenUrl};
 use crate::metrics::Metrics;
 use crate::rtmpt::{self, Rtmpt};
-use crate::tls::{self, TlsError};
+use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -48,7 +48,9 @@ pub(crate) struct ServeContext {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The admin address is taken or not ours.
-    #[error("cannot listen on admin address {addr}: {source} (is another process using the port? see --admin)")]
+    #[error(
+        "cannot listen on admin address {addr}: {source} (is another process using the port? see --admin)"
+    )]
     Admin {
         /// The admin address.
         addr: SocketAddr,
@@ -75,12 +77,17 @@ pub struct Gateway {
     ctx: Arc<ServeContext>,
     listeners: Vec<(ListenScheme, TcpListener)>,
     admin: Option<TcpListener>,
+    reloader: Option<Arc<TlsReloader>>,
 }
 
 impl Gateway {
     /// Loads TLS material and binds every configured listener.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
-        let tls = tls_acceptor(&config)?;
+        let tls = tls_state(&config, &metrics)?;
+        let (tls, reloader) = match tls {
+            Some(t) => (Some(t.acceptor), Some(t.reloader)),
+            None => (None, None),
+        };
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for url in &config.listeners {
             let socket = TcpListener::bind(url.addr)
@@ -110,7 +117,14 @@ impl Gateway {
             }),
             listeners,
             admin,
+            reloader,
         })
+    }
+
+    /// The certificate reloader, when a TLS listener is configured
+    /// (SIGHUP and file changes use it; tests may call it directly).
+    pub fn tls_reloader(&self) -> Option<Arc<TlsReloader>> {
+        self.reloader.clone()
     }
 
     /// The admin endpoint's bound address, if enabled.
@@ -146,9 +160,17 @@ impl Gateway {
         }
         let stop_reaper = CancellationToken::new();
         tokio::spawn(rtmpt::reap(Arc::clone(&self.ctx), stop_reaper.clone()));
+        if let Some(reloader) = self.reloader.clone() {
+            let interval = self.ctx.config.tls_reload_interval;
+            tokio::spawn(reloader.watch(interval, stop_reaper.clone()));
+        }
         if let Some(admin) = self.admin {
             tracing::info!(addr = ?admin.local_addr().ok(), "admin endpoint: /healthz /readyz /metrics");
-            tokio::spawn(crate::admin::serve(admin, Arc::clone(&self.ctx), stop_reaper.clone()));
+            tokio::spawn(crate::admin::serve(
+                admin,
+                Arc::clone(&self.ctx),
+                stop_reaper.clone(),
+            ));
         }
         shutdown.await;
         self.ctx.draining.store(true, Relaxed);
@@ -174,10 +196,18 @@ impl Gateway {
     }
 }
 
-/// Builds the TLS acceptor if any listener needs one, warning loudly when
-/// the certificate is a generated self-signed one. Also used by
-/// `--check-config`, which must not bind ports.
-pub fn tls_acceptor(config: &Config) -> Result<Option<TlsAcceptor>, TlsError> {
+/// TLS state of a running gateway: the acceptor and its reloader.
+pub struct TlsState {
+    /// Accepts TLS handshakes with the current certificates.
+    pub acceptor: TlsAcceptor,
+    /// Swaps in new certificates.
+    pub reloader: Arc<TlsReloader>,
+}
+
+/// Loads the certificates and builds the TLS acceptor if any listener needs
+/// one, warning loudly when the certificate is a generated self-signed one.
+/// Also used by `--check-config`, which must not bind ports.
+pub fn tls_state(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<TlsState>, TlsError> {
     if !config.listeners.iter().any(|l| l.scheme.is_tls()) {
         return Ok(None);
     }
@@ -189,8 +219,19 @@ pub fn tls_acceptor(config: &Config) -> Result<Option<TlsAcceptor>, TlsError> {
              (or RTMPGATE_TLS_CERT / RTMPGATE_TLS_KEY) !!!"
         );
     }
-    let config = tls::server_config(&config.tls, config.tls13_tickets)?;
-    Ok(Some(TlsAcceptor::from(config)))
+    let store = CertStore::load(&config.tls, &config.sni)?;
+    let resolver = Arc::new(CertResolver::new(store));
+    let server = tls::server_config(Arc::clone(&resolver), config.tls13_tickets);
+    let reloader = TlsReloader::new(
+        resolver,
+        config.tls.clone(),
+        config.sni.clone(),
+        Arc::clone(metrics),
+    );
+    Ok(Some(TlsState {
+        acceptor: TlsAcceptor::from(server),
+        reloader: Arc::new(reloader),
+    }))
 }
 
 async fn accept_loop(

@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::from_sources(&cli).context("configuration refused")?;
     if cli.check_config {
-        rtmpgate::listener::tls_acceptor(&config).context("configuration refused")?;
+        rtmpgate::listener::tls_state(&config, &Arc::new(Metrics::default()))
+            .context("configuration refused")?;
         println!("configuration OK");
         return Ok(());
     }

@@ -40,6 +40,13 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels for an outcome (ok or error).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 /// Labels for RTMPT requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -71,6 +78,8 @@ pub struct Metrics {
     pub tls_failures: Family<ReasonLabels, Counter>,
     /// Failed upstream connects, by reason.
     pub upstream_failures: Family<ReasonLabels, Counter>,
+    /// Certificate reloads, by result.
+    pub tls_reloads: Family<ResultLabels, Counter>,
     /// RTMPT sessions open now.
     pub rtmpt_sessions_active: Gauge,
     /// RTMPT sessions ended, by reason.
@@ -98,6 +107,7 @@ impl Default for Metrics {
             bytes: Family::default(),
             tls_failures: Family::default(),
             upstream_failures: Family::default(),
+            tls_reloads: Family::default(),
             rtmpt_sessions_active: Gauge::default(),
             rtmpt_sessions_closed: Family::default(),
             rtmpt_requests: Family::default(),
@@ -132,6 +142,11 @@ impl Default for Metrics {
             "upstream_connect_failures",
             "Connections to the upstream that failed",
             m.upstream_failures.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Certificate reloads (SIGHUP or file change), by result",
+            m.tls_reloads.clone(),
         );
         registry.register(
             "rtmpt_sessions_active",

@@ -1,10 +1,17 @@
 //! TLS server configuration: PEM loading, the self-signed fallback, and the
 //! rustls settings that real RTMP clients need.
 //!
-//! Owns turning a [`TlsSource`] into a `rustls::ServerConfig`. PEM parsing is
-//! `rustls-pki-types`' `PemObject` (the maintained home of what
-//! `rustls-pemfile` used to do). The handshake itself runs in
-//! [`crate::connection`], under its own timeout.
+//! Owns turning configured PEM files into a `rustls::ServerConfig`. PEM
+//! parsing is `rustls-pki-types`' `PemObject` (the maintained home of what
+//! `rustls-pemfile` used to do). Which certificate a handshake gets (SNI) is
+//! [`store`]; swapping them at run time is [`reload`]. The handshake itself
+//! runs in [`crate::connection`], under its own timeout.
+
+pub mod reload;
+pub mod store;
+
+pub use reload::TlsReloader;
+pub use store::{CertPair, CertResolver, CertStore};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +20,6 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-use crate::config::TlsSource;
 
 /// Names the generated certificate is valid for: enough for local testing.
 const SELF_SIGNED_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -65,36 +70,19 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server configuration for all TLS listeners.
-pub fn server_config(
-    source: &TlsSource,
-    tls13_tickets: usize,
-) -> Result<Arc<ServerConfig>, TlsError> {
-    let (chain, key, files) = match source {
-        TlsSource::Files { cert, key } => (load_chain(cert)?, load_key(key)?, Some((cert, key))),
-        TlsSource::SelfSigned => {
-            let (chain, key) = self_signed()?;
-            (chain, key, None)
-        }
-    };
+/// Builds the server configuration for all TLS listeners. Certificates
+/// come from `resolver`, so they can be swapped without a new config.
+pub fn server_config(resolver: Arc<CertResolver>, tls13_tickets: usize) -> Arc<ServerConfig> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| match files {
-            Some((cert, key)) => TlsError::Mismatch {
-                cert: cert.clone(),
-                key: key.clone(),
-                why: e.to_string(),
-            },
-            None => TlsError::Generate(e.to_string()),
-        })?;
+        .with_cert_resolver(resolver);
     // librtmp 2.4 with GnuTLS fails its RTMP handshake when TLS 1.3 session
     // tickets arrive after the TLS handshake; RTMP connections are long-lived,
     // so resumption buys little. Default 0, configurable.
     config.send_tls13_tickets = tls13_tickets;
-    Ok(Arc::new(config))
+    Arc::new(config)
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -146,32 +134,34 @@ mod tests {
 
     #[test]
     fn self_signed_config_sends_no_tickets() {
-        let c = server_config(&TlsSource::SelfSigned, 0).unwrap();
+        let store = CertStore::load(&crate::config::TlsSource::SelfSigned, &[]).unwrap();
+        let c = server_config(Arc::new(CertResolver::new(store)), 0);
         assert_eq!(c.send_tls13_tickets, 0);
     }
 
     #[test]
     fn loads_pem_pair_and_rejects_mismatch() {
+        use crate::config::TlsSource;
         let d = tmpdir("pair");
         let a = rcgen::generate_simple_self_signed(vec!["a.test".into()]).unwrap();
         let b = rcgen::generate_simple_self_signed(vec!["b.test".into()]).unwrap();
         let cert = write(&d, "a.crt", &a.cert.pem());
         let key = write(&d, "a.key", &a.signing_key.serialize_pem());
         let other_key = write(&d, "b.key", &b.signing_key.serialize_pem());
-        server_config(
+        CertStore::load(
             &TlsSource::Files {
                 cert: cert.clone(),
                 key,
             },
-            0,
+            &[],
         )
         .unwrap();
-        let e = server_config(
+        let e = CertStore::load(
             &TlsSource::Files {
                 cert,
                 key: other_key,
             },
-            0,
+            &[],
         )
         .unwrap_err();
         assert!(matches!(e, TlsError::Mismatch { .. }), "{e}");
