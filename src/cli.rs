@@ -29,6 +29,16 @@ Precedence: command-line flags, then RTMPGATE_* environment variables, then
 the --config file, then built-in defaults. Durations take units: 500ms, 10s, 5m.
 Logging is set with RUST_LOG (e.g. RUST_LOG=rtmpgate=debug).";
 
+/// How log lines are written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// rtmpgate: terminate RTMPS / RTMPT / RTMPTS and relay plain RTMP to any
 /// RTMP server.
 #[derive(Debug, Default, Parser)]
@@ -179,6 +189,11 @@ pub struct Cli {
     /// Example: --admin 127.0.0.1:9100
     #[arg(long, value_name = "ADDR", env = "RTMPGATE_ADMIN")]
     pub admin: Option<std::net::SocketAddr>,
+
+    /// Log format: `text` (human-readable) or `json` (one object per line,
+    /// for log pipelines). Level from RUST_LOG. [default: text]
+    #[arg(long, value_name = "FORMAT", env = "RTMPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Validate the configuration (URLs, certificate and key) and exit,
     /// like `nginx -t`. Binds no port.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use rtmpgate::cli::Cli;
+use rtmpgate::cli::{Cli, LogFormat};
 use rtmpgate::metrics::Metrics;
 use rtmpgate::{Config, Gateway};
 use tracing_subscriber::EnvFilter;
@@ -12,11 +12,12 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let config = Config::from_sources(&cli).context("configuration refused")?;
     if cli.check_config {
         rtmpgate::listener::tls_state(&config, &Arc::new(Metrics::default()))
