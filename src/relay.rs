@@ -218,8 +218,13 @@ where
                     UPSTREAM => (RelayEnd::UpstreamClosed, None),
                     _ => (RelayEnd::ClientClosed, None),
                 },
-                Err(err) => match shared.first_error.load(Relaxed) {
-                    UPSTREAM => (RelayEnd::UpstreamError, Some(err)),
+                // A write error on a side that already sent EOF is that side
+                // going away as it said it would (e.g. our TLS close_notify
+                // meeting a closed socket): a clean close, not a failure.
+                Err(err) => match (shared.first_error.load(Relaxed), shared.first_eof.load(Relaxed)) {
+                    (UPSTREAM, UPSTREAM) => (RelayEnd::UpstreamClosed, Some(err)),
+                    (UPSTREAM, _) => (RelayEnd::UpstreamError, Some(err)),
+                    (_, CLIENT) => (RelayEnd::ClientClosed, Some(err)),
                     _ => (RelayEnd::ClientError, Some(err)),
                 },
             },
@@ -276,6 +281,48 @@ mod tests {
         assert_eq!(stats.end, RelayEnd::UpstreamClosed);
         assert_eq!(stats.client_to_upstream, 8);
         assert_eq!(stats.upstream_to_client, 4);
+    }
+
+    /// A stream whose reads end at once and whose writes fail: a peer that
+    /// sent EOF and closed its socket.
+    struct GoneAfterEof;
+
+    impl AsyncRead for GoneAfterEof {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for GoneAfterEof {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn write_error_after_eof_is_a_clean_close() {
+        let (upstream, mut upstream_peer) = duplex(64);
+        let stop = CancellationToken::new();
+        let task =
+            tokio::spawn(async move { relay(GoneAfterEof, upstream, b"", None, &stop).await });
+        // The upstream answers after the client left; delivering it fails.
+        upstream_peer.write_all(b"late").await.unwrap();
+        let stats = task.await.unwrap();
+        assert_eq!(stats.end, RelayEnd::ClientClosed, "{:?}", stats.error);
     }
 
     #[tokio::test(start_paused = true)]
