@@ -152,6 +152,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Most client connections at once from one client address; further
+    /// ones are closed at accept with a log line. 0 = no cap. [default: 0]
+    #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: Option<usize>,
+
     /// RTMPT: how long an /idle poll with nothing to send waits for server
     /// bytes before answering empty. Removes ffmpeg's 50 ms sleeps while
     /// data flows and stops librtmp busy-polling; 0s answers at once.

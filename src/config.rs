@@ -39,6 +39,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Cap on concurrently served client connections.
     pub max_connections: usize,
+    /// Cap per client address (0 = none).
+    pub max_connections_per_client: usize,
     /// HTTP tunnel settings.
     pub rtmpt: RtmptSettings,
     /// Admin endpoint (health, readiness, metrics), if enabled.
@@ -102,6 +104,7 @@ impl Default for Config {
             tls13_tickets: 0,
             timeouts: Timeouts::default(),
             max_connections: 10_000,
+            max_connections_per_client: 0,
             rtmpt: RtmptSettings::default(),
             admin: None,
         }
@@ -154,6 +157,7 @@ struct FileConfig {
     idle_timeout: Option<String>,
     drain_timeout: Option<String>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
     rtmpt_long_poll: Option<String>,
     rtmpt_session_timeout: Option<String>,
     rtmpt_max_sessions: Option<usize>,
@@ -318,6 +322,10 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(defaults.max_connections),
+            max_connections_per_client: cli
+                .max_connections_per_client
+                .or(file.max_connections_per_client)
+                .unwrap_or(defaults.max_connections_per_client),
             rtmpt: {
                 let d = defaults.rtmpt;
                 let mut r = d;

@@ -13,6 +13,7 @@
 //! | [`cli`] | flags and environment variables (clap) |
 //! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`] |
 //! | [`endpoint`] | listener and upstream URLs |
+//! | [`limits`] | per-client-address connection cap |
 //! | [`listener`] | binding, accept loops, connection cap, drain at shutdown |
 //! | [`connection`] | one connection: handshakes, sniffing, routing, close log line |
 //! | [`sniff`] | protocol detection from first bytes; replaying them |
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod endpoint;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod net;

@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::config::{Config, TlsSource};
 use crate::connection;
 use crate::endpoint::{ListenScheme, ListenUrl};
+use crate::limits::PerClient;
 use crate::metrics::Metrics;
 use crate::rtmpt::{self, Rtmpt};
 use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
@@ -42,6 +43,8 @@ pub(crate) struct ServeContext {
     pub(crate) rtmpt: Rtmpt,
     /// Set once shutdown begins: readiness turns false.
     pub(crate) draining: AtomicBool,
+    /// Live connections per client address.
+    pub(crate) per_client: Arc<PerClient>,
 }
 
 /// Why the gateway could not start.
@@ -109,11 +112,12 @@ impl Gateway {
         Ok(Self {
             ctx: Arc::new(ServeContext {
                 rtmpt: Rtmpt::new(config.rtmpt),
-                config,
                 metrics,
                 tls,
                 abort: CancellationToken::new(),
                 draining: AtomicBool::new(false),
+                per_client: PerClient::new(config.max_connections_per_client),
+                config,
             }),
             listeners,
             admin,
@@ -244,9 +248,20 @@ async fn accept_loop(
 ) {
     let mut next_id: u64 = 0;
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
-            () = stop.cancelled() => return,
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the cap: stop accepting; clients wait in the backlog.
+                ctx.metrics.limit_hit("max_connections");
+                tracing::warn!(
+                    limit = "max_connections",
+                    "connection cap reached; accepting paused"
+                );
+                tokio::select! {
+                    p = Arc::clone(&permits).acquire_owned() => p.expect("semaphore is never closed"),
+                    () = stop.cancelled() => return,
+                }
+            }
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -260,6 +275,11 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(slot) = ctx.per_client.acquire(peer.ip()) else {
+            ctx.metrics.limit_hit("max_connections_per_client");
+            tracing::warn!(%peer, limit = "max_connections_per_client", "too many connections from this address; closed");
+            continue;
+        };
         crate::net::tune_stream(&stream);
         next_id += 1;
         let span = tracing::info_span!("conn", listener = %scheme, %peer, id = next_id);
@@ -267,7 +287,7 @@ async fn accept_loop(
         tracker.spawn(
             async move {
                 connection::serve(ctx, stream, peer, scheme).await;
-                drop(permit);
+                drop((slot, permit));
             }
             .instrument(span),
         );

@@ -47,6 +47,13 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// Labels naming a configured limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The setting's name, e.g. `max_connections_per_client`.
+    pub limit: &'static str,
+}
+
 /// Labels for RTMPT requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -78,6 +85,8 @@ pub struct Metrics {
     pub tls_failures: Family<ReasonLabels, Counter>,
     /// Failed upstream connects, by reason.
     pub upstream_failures: Family<ReasonLabels, Counter>,
+    /// Times a configured limit refused or delayed a client, by limit.
+    pub limit_hits: Family<LimitLabels, Counter>,
     /// Certificate reloads, by result.
     pub tls_reloads: Family<ResultLabels, Counter>,
     /// RTMPT sessions open now.
@@ -108,6 +117,7 @@ impl Default for Metrics {
             tls_failures: Family::default(),
             upstream_failures: Family::default(),
             tls_reloads: Family::default(),
+            limit_hits: Family::default(),
             rtmpt_sessions_active: Gauge::default(),
             rtmpt_sessions_closed: Family::default(),
             rtmpt_requests: Family::default(),
@@ -142,6 +152,11 @@ impl Default for Metrics {
             "upstream_connect_failures",
             "Connections to the upstream that failed",
             m.upstream_failures.clone(),
+        );
+        registry.register(
+            "limit_hits",
+            "Clients refused or delayed by a configured limit, by limit",
+            m.limit_hits.clone(),
         );
         registry.register(
             "tls_reloads",
@@ -201,6 +216,11 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    /// Counts a hit of the named limit.
+    pub fn limit_hit(&self, limit: &'static str) {
+        self.limit_hits.get_or_create(&LimitLabels { limit }).inc();
     }
 
     /// Counts an RTMPT session that ended.

@@ -271,6 +271,10 @@ async fn open(ctx: &ServeContext, peer: SocketAddr, body: Incoming) -> Response<
     let id = match ctx.rtmpt.table.insert(peer.ip(), tx) {
         Ok(id) => id,
         Err(refused) => {
+            ctx.metrics.limit_hit(match refused {
+                table::OpenRefused::Full => "rtmpt_max_sessions",
+                table::OpenRefused::ClientFull => "rtmpt_max_sessions_per_client",
+            });
             tracing::warn!(%refused, "rtmpt /open refused");
             return reply::error(StatusCode::SERVICE_UNAVAILABLE, "too many RTMPT sessions");
         }
