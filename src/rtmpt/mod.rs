@@ -9,22 +9,21 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | [`conn`] | per-connection pipelining detection |
 //! | [`path`] | parsing request paths |
 //! | [`table`] | session ids, caps, expiry |
 //! | [`session`] | one session's task: ordering, buffering, long-poll |
 //! | [`reply`] | exact response bytes |
 
+pub mod conn;
 pub mod path;
 pub mod reply;
 pub mod session;
 pub mod table;
 
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
@@ -33,9 +32,10 @@ use hyper::header;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
 
+use self::conn::{ConnState, Watched};
 use self::path::{Route, Verb};
 use self::reply::ReplyBody;
 use self::session::{Command, SessionSettings, SessionStart};
@@ -126,17 +126,14 @@ pub(crate) async fn serve_http<S>(ctx: &Arc<ServeContext>, io: S, peer: SocketAd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Notify::new());
-    let io = Watched {
-        inner: io,
-        activity: Arc::clone(&activity),
-    };
+    let conn_state = Arc::new(ConnState::default());
+    let io = Watched::new(io, Arc::clone(&conn_state));
     let service = {
         let ctx = Arc::clone(ctx);
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
-            let activity = Arc::clone(&activity);
-            async move { Ok::<_, Infallible>(handle(&ctx, peer, &activity, req).await) }
+            let conn_state = Arc::clone(&conn_state);
+            async move { Ok::<_, Infallible>(handle(&ctx, peer, &conn_state, req).await) }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -164,10 +161,11 @@ where
 async fn handle(
     ctx: &ServeContext,
     peer: SocketAddr,
-    activity: &Notify,
+    conn: &ConnState,
     req: Request<Incoming>,
 ) -> Response<ReplyBody> {
-    let (verb, res) = route(ctx, peer, activity, req).await;
+    let index = conn.start_request();
+    let (verb, res) = route(ctx, peer, conn, index, req).await;
     ctx.metrics.rtmpt_request(verb, res.status().as_u16());
     if !res.status().is_success() {
         tracing::debug!(
@@ -182,7 +180,8 @@ async fn handle(
 async fn route(
     ctx: &ServeContext,
     peer: SocketAddr,
-    activity: &Notify,
+    conn: &ConnState,
+    index: u64,
     req: Request<Incoming>,
 ) -> (&'static str, Response<ReplyBody>) {
     use reply::error;
@@ -247,7 +246,8 @@ async fn route(
         Route::Open => open(ctx, peer, req.into_body()).await,
         Route::Session { verb, id, seq } => {
             let id = id.to_owned();
-            session_request(ctx, peer, activity, verb, &id, seq, req.into_body()).await
+            let at = Position { conn, index };
+            session_request(ctx, peer, at, verb, &id, seq, req.into_body()).await
         }
     };
     (verb, res)
@@ -310,10 +310,18 @@ async fn open(ctx: &ServeContext, peer: SocketAddr, body: Incoming) -> Response<
     reply::opened(&id)
 }
 
+/// Where a request sits on its connection.
+#[derive(Clone, Copy)]
+struct Position<'a> {
+    conn: &'a ConnState,
+    /// The request's number on the connection.
+    index: u64,
+}
+
 async fn session_request(
     ctx: &ServeContext,
     peer: SocketAddr,
-    activity: &Notify,
+    at: Position<'_>,
     verb: Verb,
     id: &str,
     seq: u64,
@@ -332,19 +340,22 @@ async fn session_request(
             None
         }
     };
+    // Registered before looking, so a read that brings the next request
+    // while this one waits is never missed.
+    let next_request = at.conn.activity.notified();
+    tokio::pin!(next_request);
+    next_request.as_mut().enable();
     let (reply_tx, mut reply_rx) = oneshot::channel();
     let request = session::Request {
         verb,
         seq,
         body,
+        // Already read the next request on this connection: an idle must
+        // answer now, or that request would wait behind the long-poll.
+        pipelined: at.conn.next_request_read(at.index),
         reply: reply_tx,
     };
     let exchange = async {
-        // Registered before the request goes out, so a pipelined request
-        // read by hyper while this one waits is never missed.
-        let next_request = activity.notified();
-        tokio::pin!(next_request);
-        next_request.as_mut().enable();
         if tx.send(Command::Request(request)).await.is_err() {
             return None;
         }
@@ -363,58 +374,5 @@ async fn session_request(
             StatusCode::GATEWAY_TIMEOUT,
             "session did not answer in time",
         ),
-    }
-}
-
-/// Client stream that signals `activity` whenever a read brings bytes: with
-/// hyper, a read while a request is being answered means the client has
-/// pipelined the next request.
-struct Watched<S> {
-    inner: S,
-    activity: Arc<Notify>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.notify_waiters();
-        }
-        res
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -77,6 +77,9 @@ pub struct Request {
     pub seq: u64,
     /// Body to forward (only for `/send`).
     pub body: Option<Body>,
+    /// The client already sent its next request on the same connection:
+    /// an `/idle` must not long-poll.
+    pub pipelined: bool,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Reply>,
 }
@@ -358,18 +361,15 @@ impl Session {
                 }
                 _ => Reply::Refused(RefuseReason::Stale),
             };
-            let _ = req.reply.send(reply);
-            return;
+            return answer_unapplied(req, reply);
         }
         if req.seq >= next + REORDER_WINDOW {
-            let _ = req.reply.send(Reply::Refused(RefuseReason::TooFarAhead));
-            return;
+            return answer_unapplied(req, Reply::Refused(RefuseReason::TooFarAhead));
         }
         if self.window.contains_key(&req.seq)
             || self.parked.as_ref().is_some_and(|p| p.seq == req.seq)
         {
-            let _ = req.reply.send(Reply::Refused(RefuseReason::AlreadyQueued));
-            return;
+            return answer_unapplied(req, Reply::Refused(RefuseReason::AlreadyQueued));
         }
         if req.seq != next {
             self.metrics.rtmpt_reordered.inc();
@@ -424,6 +424,7 @@ impl Session {
             verb,
             seq,
             body,
+            pipelined,
             reply,
         } = req;
         match verb {
@@ -439,8 +440,8 @@ impl Session {
             }
             Verb::Idle => {
                 // Park only when nothing can answer it sooner: no server
-                // bytes, no upstream EOF, and no later request queued.
-                let next_waiting = self.window.contains_key(&(seq + 1));
+                // bytes, no upstream EOF, and no later request sent.
+                let next_waiting = pipelined || self.window.contains_key(&(seq + 1));
                 if self.down.is_empty()
                     && !self.upstream_eof
                     && !next_waiting
@@ -524,6 +525,27 @@ impl Session {
                     return Err(SessionEnd::ClientError);
                 }
             }
+        }
+    }
+}
+
+/// Answers a request that will not be applied. A `/send` body is read to
+/// its end first (in its own bounded task, never forwarded) so the client's
+/// keep-alive connection stays usable for its next request.
+fn answer_unapplied(req: Request, reply: Reply) {
+    let Request {
+        body, reply: to, ..
+    } = req;
+    match body {
+        None => {
+            let _ = to.send(reply);
+        }
+        Some(mut body) => {
+            tokio::spawn(async move {
+                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+                let _ = tokio::time::timeout(BODY_TIMEOUT, drain).await;
+                let _ = to.send(reply);
+            });
         }
     }
 }

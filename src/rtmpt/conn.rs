@@ -1,0 +1,263 @@
+//! What one RTMPT client connection knows about pipelining.
+//!
+//! Owns telling an `/idle` handler whether the client has already sent the
+//! next request on the same connection, so the idle must not long-poll.
+//! hyper answers one request at a time and does not read ahead while its
+//! buffer holds bytes, so this cannot be learnt from hyper: [`Watched`]
+//! wraps the client stream, follows HTTP/1 framing in the bytes it reads
+//! (request heads by `httparse`, bodies by Content-Length, without copying
+//! bodies) and counts complete request heads. A read that brings bytes
+//! also wakes a waiting idle. If the framing is ever not understood (chunked
+//! bodies, oversized heads), counting stops and only the wake-up remains.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// Request heads larger than this are not followed (hyper refuses them too).
+const MAX_HEAD: usize = 16 * 1024;
+/// Header lines parsed per request head; RTMPT clients send about six.
+const MAX_HEADERS: usize = 32;
+
+/// Shared between the stream wrapper and the request handlers.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// Woken by every read that brings bytes.
+    pub activity: Notify,
+    /// Complete request heads read from the socket so far.
+    heads_seen: AtomicU64,
+    /// Requests handed to the service so far.
+    started: AtomicU64,
+}
+
+impl ConnState {
+    /// Called once per request as its handler starts; returns its number.
+    pub fn start_request(&self) -> u64 {
+        self.started.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Whether a request after request number `index` has been read.
+    pub fn next_request_read(&self, index: u64) -> bool {
+        self.heads_seen.load(Relaxed) > index
+    }
+}
+
+/// Where the framing follower is in the byte stream.
+#[derive(Debug)]
+enum Framing {
+    /// Collecting a request head.
+    Head(Vec<u8>),
+    /// Skipping this many body bytes.
+    Body(u64),
+    /// Framing not understood; counting stopped.
+    Off,
+}
+
+impl Framing {
+    /// Follows `data`; returns how many request heads it completed.
+    fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut heads = 0;
+        while !data.is_empty() {
+            match self {
+                Framing::Off => break,
+                Framing::Body(left) => {
+                    let n = (*left).min(data.len() as u64);
+                    *left -= n;
+                    data = &data[n as usize..];
+                    if *left == 0 {
+                        *self = Framing::Head(Vec::new());
+                    }
+                }
+                Framing::Head(buf) => match head_end(buf, data) {
+                    None => {
+                        if buf.len() + data.len() > MAX_HEAD {
+                            *self = Framing::Off;
+                        } else {
+                            buf.extend_from_slice(data);
+                        }
+                        break;
+                    }
+                    Some(end) => {
+                        buf.extend_from_slice(&data[..end]);
+                        data = &data[end..];
+                        match body_length(buf) {
+                            Some(len) => {
+                                heads += 1;
+                                *self = if len == 0 {
+                                    Framing::Head(Vec::new())
+                                } else {
+                                    Framing::Body(len)
+                                };
+                            }
+                            None => *self = Framing::Off,
+                        }
+                    }
+                },
+            }
+        }
+        heads
+    }
+}
+
+/// Index in `data` just past the `\r\n\r\n` ending the head whose first
+/// part is `buf`, if it is in `data`.
+fn head_end(buf: &[u8], data: &[u8]) -> Option<usize> {
+    const END: &[u8; 4] = b"\r\n\r\n";
+    let carry = &buf[buf.len().saturating_sub(3)..];
+    // A terminator straddling the previous read ends earliest: try the
+    // longest carried part first.
+    for from_carry in (1..=carry.len()).rev() {
+        let from_data = 4 - from_carry;
+        if data.len() >= from_data
+            && carry[carry.len() - from_carry..] == END[..from_carry]
+            && data[..from_data] == END[from_carry..]
+        {
+            return Some(from_data);
+        }
+    }
+    data.windows(4).position(|w| w == END).map(|p| p + 4)
+}
+
+/// Body length of a complete request head; `None` when the framing is not
+/// a plain Content-Length one (or the head does not parse).
+fn body_length(head: &[u8]) -> Option<u64> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let mut length = 0;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return None;
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
+        }
+    }
+    Some(length)
+}
+
+/// The client stream as hyper sees it, followed by a [`Framing`].
+pub struct Watched<S> {
+    inner: S,
+    state: std::sync::Arc<ConnState>,
+    framing: Framing,
+}
+
+impl<S> Watched<S> {
+    /// Wraps `inner`, reporting into `state`.
+    pub fn new(inner: S, state: std::sync::Arc<ConnState>) -> Self {
+        Self {
+            inner,
+            state,
+            framing: Framing::Head(Vec::new()),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let heads = self.framing.feed(&buf.filled()[before..]);
+            if heads > 0 {
+                self.state.heads_seen.fetch_add(heads, Relaxed);
+            }
+            self.state.activity.notify_waiters();
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: &[u8] = b"POST /idle/abc/1 HTTP/1.1\r\nContent-Type: application/x-fcs\r\nContent-Length: 1\r\n\r\n\0";
+
+    fn send(body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "POST /send/abc/2 HTTP/1.1\r\nContent-Type: application/x-fcs\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn counts_pipelined_heads_in_one_read() {
+        let mut f = Framing::Head(Vec::new());
+        let mut bytes = IDLE.to_vec();
+        // A body that itself contains a blank line must not count as a head.
+        bytes.extend(send(b"\r\n\r\nPOST / HTTP/1.1\r\n\r\n"));
+        assert_eq!(f.feed(&bytes), 2);
+    }
+
+    #[test]
+    fn counts_heads_split_at_every_byte() {
+        let mut bytes = IDLE.to_vec();
+        bytes.extend(send(&[3u8; 300]));
+        bytes.extend_from_slice(IDLE);
+        let mut f = Framing::Head(Vec::new());
+        let heads: u64 = bytes.chunks(1).map(|c| f.feed(c)).sum();
+        assert_eq!(heads, 3);
+        for split in [1, 7, 60, 83, 84, 85, 200] {
+            let mut f = Framing::Head(Vec::new());
+            let (a, b) = bytes.split_at(split);
+            assert_eq!(f.feed(a) + f.feed(b), 3, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn stops_counting_on_framing_it_does_not_follow() {
+        let mut f = Framing::Head(Vec::new());
+        let chunked =
+            b"POST /send/a/1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+        assert_eq!(f.feed(chunked), 0);
+        assert!(matches!(f, Framing::Off));
+        let mut f = Framing::Head(Vec::new());
+        assert_eq!(f.feed(&vec![b'a'; MAX_HEAD + 1]), 0);
+        assert!(matches!(f, Framing::Off));
+    }
+}
