@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::endpoint::ListenScheme;
@@ -166,6 +166,7 @@ where
     match tokio::time::timeout(ctx.config.timeouts.first_bytes, client.read_buf(&mut first)).await {
         Err(_) => {
             tracing::warn!("client sent nothing before the handshake timeout");
+            close_gently(&mut client).await;
             return Outcome::early(base, CloseReason::FirstBytesTimeout);
         }
         Ok(Ok(0)) | Ok(Err(_)) => return Outcome::early(base, CloseReason::ClientGone),
@@ -184,40 +185,48 @@ where
         }
         _ => base,
     };
-    match sniffed {
+    let rejected = match sniffed {
         Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => {
             if sniffed == Sniffed::Rtmpe {
                 tracing::info!("RTMPE client: relayed unchanged, encryption not terminated");
             }
-            relay_to_upstream(ctx, client, &first, protocol).await
-        }
-        Sniffed::Tls => {
-            tracing::warn!(
-                "TLS ClientHello on a plain listener; clients must use an rtmps:// listener"
-            );
-            Outcome::early(protocol, CloseReason::Rejected("tls_on_plain_port"))
+            return relay_to_upstream(ctx, client, &first, protocol).await;
         }
         Sniffed::Http => {
             // ffmpeg writes request head and body separately; without
             // quick ACKs each request stalls ~40 ms on delayed ACK.
             quickack.store(true, Relaxed);
             rtmpt::serve_http(ctx, Rewind::new(first.freeze(), client), peer).await;
-            Outcome::early(protocol, CloseReason::HttpDone)
+            return Outcome::early(protocol, CloseReason::HttpDone);
+        }
+        Sniffed::Tls => {
+            tracing::warn!(
+                "TLS ClientHello on a plain listener; clients must use an rtmps:// listener"
+            );
+            "tls_on_plain_port"
         }
         Sniffed::Rtmp | Sniffed::Rtmpe => {
             tracing::warn!("RTMP on a tunnel-only listener; use an rtmp:// or rtmps:// listener");
-            Outcome::early(protocol, CloseReason::Rejected("rtmp_on_tunnel_port"))
+            "rtmp_on_tunnel_port"
         }
         Sniffed::Unknown(byte) => {
             tracing::warn!(first_byte = byte, "not RTMP, RTMPT or TLS; closing");
-            Outcome::early(protocol, CloseReason::Rejected("unknown_protocol"))
+            "unknown_protocol"
         }
-    }
+    };
+    close_gently(&mut client).await;
+    Outcome::early(protocol, CloseReason::Rejected(rejected))
+}
+
+/// Closes a client we are turning away: a TLS close_notify (or FIN) so it
+/// sees a deliberate close rather than a truncation; bounded in time.
+async fn close_gently<S: AsyncWrite + Unpin>(client: &mut S) {
+    let _ = tokio::time::timeout(relay::CLOSE_GRACE, client.shutdown()).await;
 }
 
 async fn relay_to_upstream<S>(
     ctx: &ServeContext,
-    client: S,
+    mut client: S,
     first: &[u8],
     protocol: &'static str,
 ) -> Outcome
@@ -235,6 +244,7 @@ where
                     reason: err.reason(),
                 })
                 .inc();
+            close_gently(&mut client).await;
             return Outcome::early(protocol, CloseReason::UpstreamUnavailable);
         }
     };

@@ -148,6 +148,9 @@ impl Gateway {
     /// connections run for the drain timeout, closes the rest and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop_accepting = CancellationToken::new();
+        // If this future is dropped (an embedding program aborts it), the
+        // accept loops stop too instead of serving on unsupervised.
+        let _stop_on_drop = stop_accepting.clone().drop_guard();
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
         for (scheme, listener) in self.listeners {

@@ -64,6 +64,10 @@ pub struct RelayStats {
     pub error: Option<io::Error>,
 }
 
+/// Longest a deliberate close may wait for a peer to take our close_notify
+/// or FIN; a peer that does not read must not hold the task.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 const NOBODY: u8 = 0;
 const CLIENT: u8 = 1;
 const UPSTREAM: u8 = 2;
@@ -202,42 +206,50 @@ where
         read: &down_bytes,
         shared: &shared,
     };
-    let copy = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut upstream,
-        RELAY_BUFFER,
-        RELAY_BUFFER,
-    );
-    tokio::pin!(copy);
     let idle_check = idle.unwrap_or(Duration::MAX);
     let mut next_check = Instant::now().checked_add(idle_check);
-    let (end, error) = loop {
-        tokio::select! {
-            res = &mut copy => break match res {
-                Ok(_) => match shared.first_eof.load(Relaxed) {
-                    UPSTREAM => (RelayEnd::UpstreamClosed, None),
-                    _ => (RelayEnd::ClientClosed, None),
+    let (end, error) = {
+        let copy = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut upstream,
+            RELAY_BUFFER,
+            RELAY_BUFFER,
+        );
+        tokio::pin!(copy);
+        loop {
+            tokio::select! {
+                res = &mut copy => break match res {
+                    Ok(_) => match shared.first_eof.load(Relaxed) {
+                        UPSTREAM => (RelayEnd::UpstreamClosed, None),
+                        _ => (RelayEnd::ClientClosed, None),
+                    },
+                    // A write error on a side that already sent EOF is that side
+                    // going away as it said it would (e.g. our TLS close_notify
+                    // meeting a closed socket): a clean close, not a failure.
+                    Err(err) => match (shared.first_error.load(Relaxed), shared.first_eof.load(Relaxed)) {
+                        (UPSTREAM, UPSTREAM) => (RelayEnd::UpstreamClosed, Some(err)),
+                        (UPSTREAM, _) => (RelayEnd::UpstreamError, Some(err)),
+                        (_, CLIENT) => (RelayEnd::ClientClosed, Some(err)),
+                        _ => (RelayEnd::ClientError, Some(err)),
+                    },
                 },
-                // A write error on a side that already sent EOF is that side
-                // going away as it said it would (e.g. our TLS close_notify
-                // meeting a closed socket): a clean close, not a failure.
-                Err(err) => match (shared.first_error.load(Relaxed), shared.first_eof.load(Relaxed)) {
-                    (UPSTREAM, UPSTREAM) => (RelayEnd::UpstreamClosed, Some(err)),
-                    (UPSTREAM, _) => (RelayEnd::UpstreamError, Some(err)),
-                    (_, CLIENT) => (RelayEnd::ClientClosed, Some(err)),
-                    _ => (RelayEnd::ClientError, Some(err)),
-                },
-            },
-            () = stop.cancelled() => break (RelayEnd::Shutdown, None),
-            () = sleep_until_opt(next_check) => {
-                let quiet = shared.idle_for();
-                if quiet >= idle_check {
-                    break (RelayEnd::Idle, None);
+                () = stop.cancelled() => break (RelayEnd::Shutdown, None),
+                () = sleep_until_opt(next_check) => {
+                    let quiet = shared.idle_for();
+                    if quiet >= idle_check {
+                        break (RelayEnd::Idle, None);
+                    }
+                    next_check = Instant::now().checked_add(idle_check - quiet);
                 }
-                next_check = Instant::now().checked_add(idle_check - quiet);
             }
         }
     };
+    if matches!(end, RelayEnd::Idle | RelayEnd::Shutdown) {
+        // We end it: close both sides properly (TLS close_notify, FIN) so
+        // peers see a deliberate close, not a truncation.
+        let _ = tokio::time::timeout(CLOSE_GRACE, client.shutdown()).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, upstream.shutdown()).await;
+    }
     RelayStats {
         client_to_upstream: up_bytes.load(Relaxed),
         upstream_to_client: down_bytes.load(Relaxed),
