@@ -83,7 +83,7 @@ async fn answer(ctx: &ServeContext, req: Request<Incoming>) -> Response<Full<Byt
             if ctx.draining.load(Relaxed) {
                 return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
             }
-            match upstream::connect(&ctx.config.upstream, READY_CONNECT_TIMEOUT).await {
+            match upstream::connect(&ctx.config.upstream, READY_CONNECT_TIMEOUT, None).await {
                 Ok(_) => text(StatusCode::OK, "ready\n"),
                 Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")),
             }

@@ -46,7 +46,8 @@ pub enum LogFormat {
 pub struct Cli {
     /// Where to accept clients, as a URL; repeat for several. rtmps:// serves
     /// RTMPS and RTMPTS, rtmp:// serves RTMP and RTMPT, rtmpt:// and
-    /// rtmpts:// serve only the HTTP tunnel.
+    /// rtmpts:// serve only the HTTP tunnel. Add ?proxy_protocol=1 behind a
+    /// TCP load balancer that sends PROXY v1/v2 headers.
     /// [default: rtmps://0.0.0.0:8443 and rtmp://0.0.0.0:1936]
     /// Example: --listen rtmps://0.0.0.0:443
     #[arg(
@@ -151,6 +152,30 @@ pub struct Cli {
     /// kernel's accept queue. [default: 10000]
     #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+
+    /// Send a PROXY protocol header to the upstream on every connection so
+    /// it sees the real client address (nginx-rtmp parses only v1, on a
+    /// `listen … proxy_protocol;` port). Off unless set.
+    /// Example: --upstream-proxy-protocol v1
+    #[arg(
+        long,
+        value_name = "VERSION",
+        env = "RTMPGATE_UPSTREAM_PROXY_PROTOCOL",
+        value_enum
+    )]
+    pub upstream_proxy_protocol: Option<crate::proxy_protocol::ProxyVersion>,
+
+    /// Address ranges whose PROXY headers are believed, on listeners with
+    /// `?proxy_protocol=1`; connections from elsewhere are refused there.
+    /// [default: loopback and private ranges]
+    /// Example: --proxy-protocol-from 10.0.0.0/8,192.168.0.0/16
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "RTMPGATE_PROXY_PROTOCOL_FROM",
+        value_delimiter = ','
+    )]
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 
     /// Most client connections at once from one client address; further
     /// ones are closed at accept with a log line. 0 = no cap. [default: 0]

@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 use crate::cli::Cli;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
+use crate::proxy_protocol::{DEFAULT_TRUSTED, ProxyVersion};
 use crate::rtmpt::RtmptSettings;
 use crate::tls::CertPair;
+use ipnet::IpNet;
 
 /// Listeners used when none is configured; documented in the README.
 pub const DEFAULT_LISTEN: &[&str] = &["rtmps://0.0.0.0:8443", "rtmp://0.0.0.0:1936"];
@@ -45,6 +47,10 @@ pub struct Config {
     pub rtmpt: RtmptSettings,
     /// Admin endpoint (health, readiness, metrics), if enabled.
     pub admin: Option<std::net::SocketAddr>,
+    /// PROXY header sent to the upstream, if any.
+    pub upstream_proxy_protocol: Option<ProxyVersion>,
+    /// Sources whose PROXY headers are believed.
+    pub proxy_protocol_from: Vec<IpNet>,
 }
 
 /// Source of the server certificate.
@@ -107,6 +113,11 @@ impl Default for Config {
             max_connections_per_client: 0,
             rtmpt: RtmptSettings::default(),
             admin: None,
+            upstream_proxy_protocol: None,
+            proxy_protocol_from: DEFAULT_TRUSTED
+                .iter()
+                .map(|r| r.parse().expect("built-in range parses"))
+                .collect(),
         }
     }
 }
@@ -165,6 +176,8 @@ struct FileConfig {
     rtmpt_max_body: Option<u64>,
     rtmpt_any_client_address: Option<bool>,
     admin: Option<std::net::SocketAddr>,
+    upstream_proxy_protocol: Option<ProxyVersion>,
+    proxy_protocol_from: Option<Vec<IpNet>>,
 }
 
 /// `[[sni]]` tables in the file: `cert = "…"`, `key = "…"`.
@@ -359,6 +372,13 @@ impl Config {
                 r
             },
             admin: cli.admin.or(file.admin),
+            upstream_proxy_protocol: cli.upstream_proxy_protocol.or(file.upstream_proxy_protocol),
+            proxy_protocol_from: if !cli.proxy_protocol_from.is_empty() {
+                cli.proxy_protocol_from.clone()
+            } else {
+                file.proxy_protocol_from
+                    .unwrap_or(defaults.proxy_protocol_from)
+            },
         };
         config.validate()?;
         Ok(config)

@@ -1,6 +1,7 @@
 //! One client connection from accept to close.
 //!
-//! Owns the per-connection pipeline: (TLS handshake) → first bytes → sniff →
+//! Owns the per-connection pipeline: (PROXY header) → per-client cap →
+//! (TLS handshake) → first bytes → sniff →
 //! route (relay to the upstream, or hand to the RTMPT server), each phase
 //! under its own timeout, and the single log line and metrics written when
 //! the connection ends. Accepting is [`crate::listener`]'s job; copying bytes
@@ -11,18 +12,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::endpoint::ListenScheme;
-use crate::listener::ServeContext;
+use crate::endpoint::{ListenScheme, ListenUrl};
+use crate::listener::{ClientAddrs, ServeContext};
 use crate::metrics::{CloseLabels, ListenerLabels};
 use crate::net::ClientSocket;
+use crate::proxy_protocol;
 use crate::relay::{self, RelayEnd};
 use crate::rtmpt;
 use crate::sniff::{Rewind, Sniffed};
-use crate::upstream;
 
 /// Room for the first read: an RTMP C0+C1 (1537 bytes) or an HTTP request
 /// head usually arrives whole in one segment.
@@ -89,46 +90,17 @@ pub(crate) async fn serve(
     ctx: Arc<ServeContext>,
     stream: TcpStream,
     peer: SocketAddr,
-    scheme: ListenScheme,
+    url: ListenUrl,
 ) {
-    let (stream, quickack) = ClientSocket::new(stream);
     let started = Instant::now();
     let labels = ListenerLabels {
-        listener: scheme.as_str(),
+        listener: url.scheme.as_str(),
     };
     ctx.metrics.accepted.get_or_create(&labels).inc();
     ctx.metrics.active.get_or_create(&labels).inc();
     tracing::info!("connection opened");
-
-    let outcome = match (scheme.is_tls(), &ctx.tls) {
-        (true, Some(acceptor)) => {
-            match tokio::time::timeout(ctx.config.timeouts.tls_handshake, acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => serve_stream(&ctx, tls, peer, scheme, &quickack).await,
-                Ok(Err(err)) => {
-                    tracing::warn!(%err, "TLS handshake failed");
-                    ctx.metrics
-                        .tls_failures
-                        .get_or_create(&crate::metrics::ReasonLabels { reason: "error" })
-                        .inc();
-                    Outcome::early("tls", CloseReason::TlsFailed)
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        timeout = ?ctx.config.timeouts.tls_handshake,
-                        "TLS handshake timed out"
-                    );
-                    ctx.metrics
-                        .tls_failures
-                        .get_or_create(&crate::metrics::ReasonLabels { reason: "timeout" })
-                        .inc();
-                    Outcome::early("tls", CloseReason::TlsTimeout)
-                }
-            }
-        }
-        _ => serve_stream(&ctx, stream, peer, scheme, &quickack).await,
-    };
+    let local = stream.local_addr().unwrap_or(url.addr);
+    let outcome = serve_socket(&ctx, stream, peer, local, url).await;
 
     ctx.metrics.active.get_or_create(&labels).dec();
     ctx.metrics
@@ -149,11 +121,83 @@ pub(crate) async fn serve(
     );
 }
 
+/// PROXY header (if the listener expects one), per-client cap, TLS
+/// handshake (on TLS listeners), then [`serve_stream`].
+async fn serve_socket(
+    ctx: &Arc<ServeContext>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    url: ListenUrl,
+) -> Outcome {
+    let scheme = url.scheme;
+    let (mut socket, quickack) = ClientSocket::new(stream);
+    let (client, rest) = if url.proxy_protocol {
+        if !proxy_protocol::trusted(peer.ip(), &ctx.config.proxy_protocol_from) {
+            tracing::warn!(
+                "connection to a PROXY protocol listener from an untrusted address; closed (see --proxy-protocol-from)"
+            );
+            return Outcome::early(scheme.as_str(), CloseReason::Rejected("proxy_untrusted"));
+        }
+        match proxy_protocol::read_header(&mut socket, ctx.config.timeouts.first_bytes).await {
+            Ok(received) => {
+                let client = received.client.unwrap_or(peer);
+                tracing::info!(%client, "PROXY header received");
+                (client, received.rest)
+            }
+            Err(err) => {
+                tracing::warn!(%err, "bad PROXY header; closed");
+                return Outcome::early(scheme.as_str(), CloseReason::Rejected(err.reason()));
+            }
+        }
+    } else {
+        (peer, Bytes::new())
+    };
+    let Some(_slot) = ctx.per_client.acquire(client.ip()) else {
+        ctx.metrics.limit_hit("max_connections_per_client");
+        tracing::warn!(%client, limit = "max_connections_per_client", "too many connections from this address; closed");
+        return Outcome::early(
+            scheme.as_str(),
+            CloseReason::Rejected("max_connections_per_client"),
+        );
+    };
+    let addrs = ClientAddrs {
+        peer: client,
+        local,
+    };
+    let stream = Rewind::new(rest, socket);
+    let Some(acceptor) = ctx.tls.as_ref().filter(|_| scheme.is_tls()) else {
+        return serve_stream(ctx, stream, addrs, scheme, &quickack).await;
+    };
+    match tokio::time::timeout(ctx.config.timeouts.tls_handshake, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_stream(ctx, tls, addrs, scheme, &quickack).await,
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "TLS handshake failed");
+            ctx.metrics
+                .tls_failures
+                .get_or_create(&crate::metrics::ReasonLabels { reason: "error" })
+                .inc();
+            Outcome::early("tls", CloseReason::TlsFailed)
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout = ?ctx.config.timeouts.tls_handshake,
+                "TLS handshake timed out"
+            );
+            ctx.metrics
+                .tls_failures
+                .get_or_create(&crate::metrics::ReasonLabels { reason: "timeout" })
+                .inc();
+            Outcome::early("tls", CloseReason::TlsTimeout)
+        }
+    }
+}
+
 /// After TLS (if any): read the first bytes, decide what they are, route.
 async fn serve_stream<S>(
     ctx: &Arc<ServeContext>,
     mut client: S,
-    peer: SocketAddr,
+    addrs: ClientAddrs,
     scheme: ListenScheme,
     quickack: &AtomicBool,
 ) -> Outcome
@@ -190,13 +234,13 @@ where
             if sniffed == Sniffed::Rtmpe {
                 tracing::info!("RTMPE client: relayed unchanged, encryption not terminated");
             }
-            return relay_to_upstream(ctx, client, &first, protocol).await;
+            return relay_to_upstream(ctx, client, &first, protocol, addrs).await;
         }
         Sniffed::Http => {
             // ffmpeg writes request head and body separately; without
             // quick ACKs each request stalls ~40 ms on delayed ACK.
             quickack.store(true, Relaxed);
-            rtmpt::serve_http(ctx, Rewind::new(first.freeze(), client), peer).await;
+            rtmpt::serve_http(ctx, Rewind::new(first.freeze(), client), addrs).await;
             return Outcome::early(protocol, CloseReason::HttpDone);
         }
         Sniffed::Tls => {
@@ -229,21 +273,15 @@ async fn relay_to_upstream<S>(
     mut client: S,
     first: &[u8],
     protocol: &'static str,
+    addrs: ClientAddrs,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let upstream = match upstream::connect(&ctx.config.upstream, ctx.config.timeouts.connect).await
-    {
+    let upstream = match ctx.connect_upstream(addrs).await {
         Ok(u) => u,
         Err(err) => {
             tracing::warn!(%err, "upstream unavailable");
-            ctx.metrics
-                .upstream_failures
-                .get_or_create(&crate::metrics::ReasonLabels {
-                    reason: err.reason(),
-                })
-                .inc();
             close_gently(&mut client).await;
             return Outcome::early(protocol, CloseReason::UpstreamUnavailable);
         }

@@ -45,17 +45,24 @@ impl fmt::Display for ListenScheme {
 }
 
 /// A listener: where to bind and what to expect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenUrl {
     /// Protocol family accepted on this socket.
     pub scheme: ListenScheme,
     /// Local address to bind (port 0 picks a free port, as tests do).
     pub addr: SocketAddr,
+    /// Every connection starts with a PROXY protocol header from a trusted
+    /// load balancer (`?proxy_protocol=1`).
+    pub proxy_protocol: bool,
 }
 
 impl fmt::Display for ListenUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.addr)
+        write!(f, "{}://{}", self.scheme, self.addr)?;
+        if self.proxy_protocol {
+            f.write_str("?proxy_protocol=1")?;
+        }
+        Ok(())
     }
 }
 
@@ -127,7 +134,7 @@ fn split(url: &str) -> Result<(&str, &str, Option<&str>), UrlError> {
         .ok_or_else(|| UrlError::NoScheme(url.to_owned()))?;
     // A trailing path (rtmp://host/live) is tolerated and ignored: operators
     // paste publish URLs; the app name travels inside RTMP, not here.
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let bad = |why| UrlError::Address {
         url: url.to_owned(),
         why,
@@ -191,9 +198,21 @@ impl FromStr for ListenUrl {
                 why: "a listen address must be an IP literal such as 0.0.0.0 or [::]",
             })?,
         };
+        let proxy_protocol = match url.split_once('?').map(|(_, q)| q) {
+            None => false,
+            Some("proxy_protocol=1" | "proxy_protocol=true") => true,
+            Some("proxy_protocol=0" | "proxy_protocol=false") => false,
+            Some(_) => {
+                return Err(UrlError::Address {
+                    url: url.to_owned(),
+                    why: "the only listener option is ?proxy_protocol=1",
+                });
+            }
+        };
         Ok(Self {
             scheme,
             addr: SocketAddr::new(ip, port),
+            proxy_protocol,
         })
     }
 }
@@ -241,6 +260,12 @@ mod tests {
         let l: ListenUrl = "RTMPT://127.0.0.1:0/".parse().unwrap();
         assert_eq!(l.scheme, ListenScheme::Rtmpt);
         assert_eq!(l.to_string(), "rtmpt://127.0.0.1:0");
+        assert!(!l.proxy_protocol);
+        let l: ListenUrl = "rtmp://0.0.0.0:1935?proxy_protocol=1".parse().unwrap();
+        assert!(l.proxy_protocol);
+        assert_eq!(l.addr.port(), 1935);
+        assert_eq!(l.to_string(), "rtmp://0.0.0.0:1935?proxy_protocol=1");
+        assert!("rtmp://0.0.0.0:1935?tls=1".parse::<ListenUrl>().is_err());
     }
 
     #[test]

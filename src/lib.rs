@@ -22,6 +22,7 @@
 //! | [`rtmpt`] | the HTTP tunnel: sessions, ordering, long-poll |
 //! | [`upstream`] | connecting to the RTMP server |
 //! | [`net`] | socket options |
+//! | [`proxy_protocol`] | PROXY v1/v2 headers to the upstream and from load balancers |
 //! | [`metrics`] | Prometheus counters and gauges |
 
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod net;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod rtmpt;
 pub mod sniff;

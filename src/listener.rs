@@ -27,6 +27,7 @@ use crate::limits::PerClient;
 use crate::metrics::Metrics;
 use crate::rtmpt::{self, Rtmpt};
 use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
+use crate::{proxy_protocol, upstream};
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -45,6 +46,46 @@ pub(crate) struct ServeContext {
     pub(crate) draining: AtomicBool,
     /// Live connections per client address.
     pub(crate) per_client: Arc<PerClient>,
+}
+
+/// A client connection's two ends, as used for logs, limits and PROXY
+/// headers. `peer` is the real client: the PROXY header's source when a
+/// trusted load balancer sent one.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddrs {
+    /// The client.
+    pub peer: SocketAddr,
+    /// Our address the client connected to.
+    pub local: SocketAddr,
+}
+
+impl ServeContext {
+    /// Connects to the upstream for `client`, sending the configured PROXY
+    /// header; counts failures.
+    pub(crate) async fn connect_upstream(
+        &self,
+        client: ClientAddrs,
+    ) -> Result<tokio::net::TcpStream, upstream::UpstreamError> {
+        let header = self
+            .config
+            .upstream_proxy_protocol
+            .map(|v| proxy_protocol::encode(v, client.peer, client.local));
+        let res = upstream::connect(
+            &self.config.upstream,
+            self.config.timeouts.connect,
+            header.as_deref(),
+        )
+        .await;
+        if let Err(err) = &res {
+            self.metrics
+                .upstream_failures
+                .get_or_create(&crate::metrics::ReasonLabels {
+                    reason: err.reason(),
+                })
+                .inc();
+        }
+        res
+    }
 }
 
 /// Why the gateway could not start.
@@ -78,7 +119,7 @@ pub enum StartError {
 /// Bound listeners, ready to serve.
 pub struct Gateway {
     ctx: Arc<ServeContext>,
-    listeners: Vec<(ListenScheme, TcpListener)>,
+    listeners: Vec<(ListenUrl, TcpListener)>,
     admin: Option<TcpListener>,
     reloader: Option<Arc<TlsReloader>>,
 }
@@ -96,10 +137,10 @@ impl Gateway {
             let socket = TcpListener::bind(url.addr)
                 .await
                 .map_err(|source| StartError::Bind {
-                    url: url.clone(),
+                    url: *url,
                     source,
                 })?;
-            listeners.push((url.scheme, socket));
+            listeners.push((*url, socket));
         }
         let admin = match config.admin {
             Some(addr) => Some(
@@ -140,7 +181,12 @@ impl Gateway {
     pub fn local_addrs(&self) -> Vec<(ListenScheme, SocketAddr)> {
         self.listeners
             .iter()
-            .map(|(s, l)| (*s, l.local_addr().expect("bound socket has an address")))
+            .map(|(u, l)| {
+                (
+                    u.scheme,
+                    l.local_addr().expect("bound socket has an address"),
+                )
+            })
             .collect()
     }
 
@@ -153,12 +199,12 @@ impl Gateway {
         let _stop_on_drop = stop_accepting.clone().drop_guard();
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
-        for (scheme, listener) in self.listeners {
+        for (url, listener) in self.listeners {
             let addr = listener.local_addr().ok();
-            tracing::info!(listener = %scheme, addr = ?addr, upstream = %self.ctx.config.upstream, "listening");
+            tracing::info!(listener = %url.scheme, addr = ?addr, proxy_protocol = url.proxy_protocol, upstream = %self.ctx.config.upstream, "listening");
             tokio::spawn(accept_loop(
                 listener,
-                scheme,
+                url,
                 Arc::clone(&self.ctx),
                 Arc::clone(&permits),
                 tracker.clone(),
@@ -243,7 +289,7 @@ pub fn tls_state(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<TlsSt
 
 async fn accept_loop(
     listener: TcpListener,
-    scheme: ListenScheme,
+    url: ListenUrl,
     ctx: Arc<ServeContext>,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -273,24 +319,19 @@ async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(err) => {
-                tracing::error!(%err, listener = %scheme, "accept failed; backing off");
+                tracing::error!(%err, listener = %url.scheme, "accept failed; backing off");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
-        let Some(slot) = ctx.per_client.acquire(peer.ip()) else {
-            ctx.metrics.limit_hit("max_connections_per_client");
-            tracing::warn!(%peer, limit = "max_connections_per_client", "too many connections from this address; closed");
-            continue;
-        };
         crate::net::tune_stream(&stream);
         next_id += 1;
-        let span = tracing::info_span!("conn", listener = %scheme, %peer, id = next_id);
+        let span = tracing::info_span!("conn", listener = %url.scheme, %peer, id = next_id);
         let ctx = Arc::clone(&ctx);
         tracker.spawn(
             async move {
-                connection::serve(ctx, stream, peer, scheme).await;
-                drop((slot, permit));
+                connection::serve(ctx, stream, peer, url).await;
+                drop(permit);
             }
             .instrument(span),
         );

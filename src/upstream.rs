@@ -7,6 +7,7 @@
 use std::io;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::endpoint::UpstreamUrl;
@@ -61,10 +62,12 @@ impl UpstreamError {
 }
 
 /// Opens a tuned TCP connection to `upstream`, trying each resolved address
-/// in turn, all within `timeout`.
+/// in turn, and writes `header` (a PROXY protocol header) first, all within
+/// `timeout`.
 pub async fn connect(
     upstream: &UpstreamUrl,
     timeout: Duration,
+    header: Option<&[u8]>,
 ) -> Result<TcpStream, UpstreamError> {
     let authority = upstream.authority();
     let attempt = async {
@@ -77,8 +80,16 @@ pub async fn connect(
         let mut last = io::Error::new(io::ErrorKind::NotFound, "name resolved to no address");
         for addr in addrs {
             match TcpStream::connect(addr).await {
-                Ok(stream) => {
+                Ok(mut stream) => {
                     net::tune_stream(&stream);
+                    if let Some(header) = header {
+                        stream.write_all(header).await.map_err(|source| {
+                            UpstreamError::Connect {
+                                upstream: authority.clone(),
+                                source,
+                            }
+                        })?;
+                    }
                     return Ok(stream);
                 }
                 Err(err) => last = err,
@@ -112,7 +123,9 @@ mod tests {
             .unwrap()
             .port();
         let url: UpstreamUrl = format!("rtmp://127.0.0.1:{port}").parse().unwrap();
-        let err = connect(&url, Duration::from_secs(2)).await.unwrap_err();
+        let err = connect(&url, Duration::from_secs(2), None)
+            .await
+            .unwrap_err();
         assert_eq!(err.reason(), "refused");
         assert!(
             err.to_string().contains("is the RTMP server running"),

@@ -40,8 +40,7 @@ use self::path::{Route, Verb};
 use self::reply::ReplyBody;
 use self::session::{Command, SessionSettings, SessionStart};
 use self::table::{SessionTable, TableLimits};
-use crate::listener::ServeContext;
-use crate::upstream;
+use crate::listener::{ClientAddrs, ServeContext};
 
 /// Largest body accepted for `/open`, `/idle` and `/close` (clients send one
 /// zero byte).
@@ -122,7 +121,7 @@ pub(crate) async fn reap(ctx: Arc<ServeContext>, stop: tokio_util::sync::Cancell
 }
 
 /// Serves HTTP requests on one client connection until it closes.
-pub(crate) async fn serve_http<S>(ctx: &Arc<ServeContext>, io: S, peer: SocketAddr)
+pub(crate) async fn serve_http<S>(ctx: &Arc<ServeContext>, io: S, addrs: ClientAddrs)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -133,7 +132,7 @@ where
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
             let conn_state = Arc::clone(&conn_state);
-            async move { Ok::<_, Infallible>(handle(&ctx, peer, &conn_state, req).await) }
+            async move { Ok::<_, Infallible>(handle(&ctx, addrs, &conn_state, req).await) }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -160,12 +159,12 @@ where
 
 async fn handle(
     ctx: &ServeContext,
-    peer: SocketAddr,
+    addrs: ClientAddrs,
     conn: &ConnState,
     req: Request<Incoming>,
 ) -> Response<ReplyBody> {
     let index = conn.start_request();
-    let (verb, res) = route(ctx, peer, conn, index, req).await;
+    let (verb, res) = route(ctx, addrs, conn, index, req).await;
     ctx.metrics.rtmpt_request(verb, res.status().as_u16());
     if !res.status().is_success() {
         tracing::debug!(
@@ -179,7 +178,7 @@ async fn handle(
 
 async fn route(
     ctx: &ServeContext,
-    peer: SocketAddr,
+    addrs: ClientAddrs,
     conn: &ConnState,
     index: u64,
     req: Request<Incoming>,
@@ -243,11 +242,11 @@ async fn route(
     }
     let res = match route {
         Route::Ident => unreachable!("answered above"),
-        Route::Open => open(ctx, peer, req.into_body()).await,
+        Route::Open => open(ctx, addrs, req.into_body()).await,
         Route::Session { verb, id, seq } => {
             let id = id.to_owned();
             let at = Position { conn, index };
-            session_request(ctx, peer, at, verb, &id, seq, req.into_body()).await
+            session_request(ctx, addrs.peer, at, verb, &id, seq, req.into_body()).await
         }
     };
     (verb, res)
@@ -263,7 +262,8 @@ async fn discard_small(body: Incoming) -> Result<(), Response<ReplyBody>> {
         .map_err(|_| reply::error(StatusCode::BAD_REQUEST, "bad request body"))
 }
 
-async fn open(ctx: &ServeContext, peer: SocketAddr, body: Incoming) -> Response<ReplyBody> {
+async fn open(ctx: &ServeContext, addrs: ClientAddrs, body: Incoming) -> Response<ReplyBody> {
+    let peer = addrs.peer;
     if let Err(res) = discard_small(body).await {
         return res;
     }
@@ -279,18 +279,11 @@ async fn open(ctx: &ServeContext, peer: SocketAddr, body: Incoming) -> Response<
             return reply::error(StatusCode::SERVICE_UNAVAILABLE, "too many RTMPT sessions");
         }
     };
-    let upstream = match upstream::connect(&ctx.config.upstream, ctx.config.timeouts.connect).await
-    {
+    let upstream = match ctx.connect_upstream(addrs).await {
         Ok(u) => u,
         Err(err) => {
             ctx.rtmpt.table.remove(&id);
             tracing::warn!(%err, "upstream unavailable for a new rtmpt session");
-            ctx.metrics
-                .upstream_failures
-                .get_or_create(&crate::metrics::ReasonLabels {
-                    reason: err.reason(),
-                })
-                .inc();
             return reply::error(StatusCode::BAD_GATEWAY, "upstream RTMP server unavailable");
         }
     };

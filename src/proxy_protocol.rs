@@ -1,0 +1,255 @@
+//! HAProxy's PROXY protocol, both ways.
+//!
+//! Owns writing a v1 or v2 header towards the upstream (so nginx-rtmp, SRS
+//! and others see the real client address) and reading one from a trusted
+//! load balancer on a listener (`?proxy_protocol=1`). Parsing and encoding
+//! are the `ppp` crate's; this module adds the read loop, its size cap and
+//! deadline, and the trust check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ipnet::IpNet;
+use ppp::{HeaderResult, PartialResult, v1, v2};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Longest header accepted: a v1 line is at most 107 bytes; v2 may carry
+/// TLVs, but a load balancer's fit easily in this.
+const MAX_HEADER: usize = 1024;
+
+/// Load balancer address ranges trusted by default: loopback and private.
+pub const DEFAULT_TRUSTED: &[&str] = &[
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+];
+
+/// Which PROXY protocol header to send upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyVersion {
+    /// Text header (`PROXY TCP4 …\r\n`); the only one nginx-rtmp parses.
+    V1,
+    /// Binary header.
+    V2,
+}
+
+/// Encodes the header announcing a connection from `client` to `local`.
+pub fn encode(version: ProxyVersion, client: SocketAddr, local: SocketAddr) -> Vec<u8> {
+    let (client, local) = same_family(client, local);
+    match version {
+        ProxyVersion::V1 => v1::Addresses::from((client, local))
+            .to_string()
+            .into_bytes(),
+        ProxyVersion::V2 => v2::Builder::with_addresses(
+            v2::Version::Two | v2::Command::Proxy,
+            v2::Protocol::Stream,
+            (client, local),
+        )
+        .build()
+        .expect("a v2 header without TLVs always builds"),
+    }
+}
+
+/// A header needs both addresses in one family; map IPv4 into IPv6 when
+/// they differ (a dual-stack listener).
+fn same_family(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    let v6 = |s: SocketAddr| match s.ip() {
+        IpAddr::V4(ip) => SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), s.port()),
+        IpAddr::V6(_) => s,
+    };
+    if a.is_ipv4() == b.is_ipv4() {
+        (a, b)
+    } else {
+        (v6(a), v6(b))
+    }
+}
+
+/// Why a PROXY header was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProxyError {
+    /// The sender is not in the trusted ranges.
+    #[error(
+        "PROXY header from {0}, which is not a trusted load balancer (see --proxy-protocol-from)"
+    )]
+    Untrusted(IpAddr),
+    /// No complete header in time.
+    #[error("no PROXY header within {0:?}; the listener expects one (…?proxy_protocol=1)")]
+    Timeout(Duration),
+    /// The bytes are not a PROXY header.
+    #[error("invalid PROXY header: {0}")]
+    Invalid(String),
+    /// The connection closed before a complete header.
+    #[error("connection closed inside the PROXY header")]
+    Closed,
+}
+
+impl ProxyError {
+    /// Label for metrics and close reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Untrusted(_) => "proxy_untrusted",
+            Self::Timeout(_) => "proxy_header_timeout",
+            Self::Invalid(_) => "proxy_header_invalid",
+            Self::Closed => "client_gone_early",
+        }
+    }
+}
+
+/// The outcome of reading a PROXY header.
+#[derive(Debug)]
+pub struct Received {
+    /// The client's address as the load balancer saw it; `None` for
+    /// `UNKNOWN`/`LOCAL` (health checks), where the socket's peer stands.
+    pub client: Option<SocketAddr>,
+    /// Bytes read past the header: the start of the client's own stream.
+    pub rest: Bytes,
+}
+
+/// Whether `peer` may send PROXY headers.
+pub fn trusted(peer: IpAddr, ranges: &[IpNet]) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+        v4 => v4,
+    };
+    ranges.iter().any(|r| r.contains(&peer))
+}
+
+/// Reads a PROXY v1 or v2 header from `stream` within `deadline`.
+pub async fn read_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    deadline: Duration,
+) -> Result<Received, ProxyError> {
+    let mut buf = BytesMut::with_capacity(256);
+    let read = async {
+        loop {
+            if stream
+                .read_buf(&mut buf)
+                .await
+                .map_err(|_| ProxyError::Closed)?
+                == 0
+            {
+                return Err(ProxyError::Closed);
+            }
+            if let Some(done) = parse(&mut buf)? {
+                return Ok(done);
+            }
+            if buf.len() >= MAX_HEADER {
+                return Err(ProxyError::Invalid("header too long".into()));
+            }
+        }
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or(Err(ProxyError::Timeout(deadline)))
+}
+
+/// Parses a header at the start of `buf`; `Ok(None)` while incomplete.
+pub fn parse(buf: &mut BytesMut) -> Result<Option<Received>, ProxyError> {
+    let (len, client) = match HeaderResult::parse(buf) {
+        r if r.is_incomplete() => return Ok(None),
+        HeaderResult::V1(Ok(h)) => (
+            h.header.len(),
+            match h.addresses {
+                v1::Addresses::Tcp4(a) => {
+                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
+                }
+                v1::Addresses::Tcp6(a) => {
+                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
+                }
+                v1::Addresses::Unknown => None,
+            },
+        ),
+        HeaderResult::V2(Ok(h)) => (
+            h.len(),
+            match (h.command, h.addresses) {
+                (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
+                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
+                }
+                (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
+                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
+                }
+                _ => None,
+            },
+        ),
+        HeaderResult::V1(Err(e)) => return Err(ProxyError::Invalid(e.to_string())),
+        HeaderResult::V2(Err(e)) => return Err(ProxyError::Invalid(e.to_string())),
+    };
+    let rest = buf.split_off(len).freeze();
+    Ok(Some(Received { client, rest }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        (
+            "203.0.113.7:51000".parse().unwrap(),
+            "10.0.0.2:1935".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn v1_bytes_are_exact() {
+        let (c, l) = addrs();
+        assert_eq!(
+            encode(ProxyVersion::V1, c, l),
+            b"PROXY TCP4 203.0.113.7 10.0.0.2 51000 1935\r\n"
+        );
+        let c6: SocketAddr = "[2001:db8::1]:4000".parse().unwrap();
+        assert_eq!(
+            encode(ProxyVersion::V1, c6, l),
+            b"PROXY TCP6 2001:db8::1 ::ffff:10.0.0.2 4000 1935\r\n"
+        );
+    }
+
+    #[test]
+    fn v2_bytes_are_exact() {
+        let (c, l) = addrs();
+        let h = encode(ProxyVersion::V2, c, l);
+        let mut want = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+        want.extend_from_slice(&[0x21, 0x11, 0, 12]);
+        want.extend_from_slice(&[203, 0, 113, 7, 10, 0, 0, 2]);
+        want.extend_from_slice(&51000u16.to_be_bytes());
+        want.extend_from_slice(&1935u16.to_be_bytes());
+        assert_eq!(h, want);
+    }
+
+    #[test]
+    fn parses_both_versions_and_keeps_what_follows() {
+        let (c, l) = addrs();
+        for v in [ProxyVersion::V1, ProxyVersion::V2] {
+            let mut buf = BytesMut::from(&encode(v, c, l)[..]);
+            buf.extend_from_slice(b"\x03rest");
+            let got = parse(&mut buf).unwrap().unwrap();
+            assert_eq!(got.client, Some(c));
+            assert_eq!(&got.rest[..], b"\x03rest");
+        }
+        let mut partial = BytesMut::from(&b"PROXY TCP4 1.2"[..]);
+        assert!(parse(&mut partial).unwrap().is_none());
+        let mut junk = BytesMut::from(&b"\x03\x00\x00\x00 not a proxy header\r\n"[..]);
+        assert!(parse(&mut junk).is_err());
+    }
+
+    #[test]
+    fn trust_ranges() {
+        let ranges: Vec<IpNet> = DEFAULT_TRUSTED.iter().map(|r| r.parse().unwrap()).collect();
+        assert!(trusted("10.1.2.3".parse().unwrap(), &ranges));
+        assert!(trusted("::ffff:127.0.0.1".parse().unwrap(), &ranges));
+        assert!(!trusted("203.0.113.7".parse().unwrap(), &ranges));
+    }
+
+    #[tokio::test]
+    async fn read_header_times_out_on_silence() {
+        let (_keep, mut rx) = tokio::io::duplex(64);
+        let err = read_header(&mut rx, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), "proxy_header_timeout");
+    }
+}
