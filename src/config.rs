@@ -542,6 +542,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_file_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rtmpgate.toml");
+        let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.proxy_protocol_from.len(), 2);
+    }
+
+    #[test]
     fn duplicate_listeners_refused() {
         let e = Config::from_sources(&cli(&[
             "--listen",
