@@ -19,7 +19,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::ServeContext;
-use crate::upstream;
 
 /// Readiness probes the upstream with a TCP connect bounded by this, well
 /// inside Kubernetes' default 1 s probe timeout.
@@ -79,11 +78,12 @@ async fn answer(ctx: &ServeContext, req: Request<Incoming>) -> Response<Full<Byt
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        // Ready when some upstream accepts a connection (TLS included).
         "/readyz" => {
             if ctx.draining.load(Relaxed) {
                 return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
             }
-            match upstream::connect(&ctx.config.upstream, READY_CONNECT_TIMEOUT, None).await {
+            match ctx.upstreams.probe(READY_CONNECT_TIMEOUT).await {
                 Ok(_) => text(StatusCode::OK, "ready\n"),
                 Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")),
             }

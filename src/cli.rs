@@ -58,11 +58,39 @@ pub struct Cli {
     )]
     pub listen: Vec<ListenUrl>,
 
-    /// The RTMP server to relay every stream to.
+    /// The RTMP server to relay every stream to: rtmp:// or rtmps:// (TLS,
+    /// e.g. an RTMPS-only ingest). Repeat for failover: tried in order, and
+    /// one that fails is skipped for --upstream-hold-down.
     /// [default: rtmp://127.0.0.1:1935]
     /// Example: --upstream rtmp://nginx-rtmp:1935
-    #[arg(long, value_name = "URL", env = "RTMPGATE_UPSTREAM")]
-    pub upstream: Option<UpstreamUrl>,
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RTMPGATE_UPSTREAM",
+        value_delimiter = ','
+    )]
+    pub upstream: Vec<UpstreamUrl>,
+
+    /// Trust only the CA certificates in this PEM file for rtmps://
+    /// upstreams (a private CA), instead of the public Mozilla roots.
+    /// Example: --upstream-ca /etc/rtmpgate/origin-ca.pem
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RTMPGATE_UPSTREAM_CA",
+        conflicts_with = "upstream_insecure"
+    )]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// DANGEROUS, for tests only: do not verify rtmps:// upstream
+    /// certificates. Anyone on the path can then read and alter streams.
+    #[arg(long, env = "RTMPGATE_UPSTREAM_INSECURE")]
+    pub upstream_insecure: bool,
+
+    /// How long an upstream that refused or timed out is skipped by new
+    /// connections when others are configured. [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_UPSTREAM_HOLD_DOWN", value_parser = humantime::parse_duration)]
+    pub upstream_hold_down: Option<Duration>,
 
     /// TLS certificate chain (PEM, leaf first). Without it a self-signed
     /// certificate is generated at start and a warning is logged.

@@ -15,6 +15,7 @@ use crate::endpoint::{ListenUrl, UpstreamUrl};
 use crate::proxy_protocol::{DEFAULT_TRUSTED, ProxyVersion};
 use crate::rtmpt::RtmptSettings;
 use crate::tls::CertPair;
+use crate::upstream::UpstreamTrust;
 use ipnet::IpNet;
 
 /// Listeners used when none is configured; documented in the README.
@@ -27,8 +28,12 @@ pub const DEFAULT_UPSTREAM: &str = "rtmp://127.0.0.1:1935";
 pub struct Config {
     /// Sockets to accept clients on.
     pub listeners: Vec<ListenUrl>,
-    /// Server every stream is relayed to.
-    pub upstream: UpstreamUrl,
+    /// Servers every stream is relayed to, in preference order (never empty).
+    pub upstreams: Vec<UpstreamUrl>,
+    /// Who vouches for `rtmps://` upstream certificates.
+    pub upstream_trust: UpstreamTrust,
+    /// How long a failed upstream is skipped.
+    pub upstream_hold_down: Duration,
     /// Where the TLS certificate comes from.
     pub tls: TlsSource,
     /// Extra certificates chosen by SNI.
@@ -101,9 +106,13 @@ impl Default for Config {
                 .iter()
                 .map(|u| u.parse().expect("built-in listen URL parses"))
                 .collect(),
-            upstream: DEFAULT_UPSTREAM
-                .parse()
-                .expect("built-in upstream URL parses"),
+            upstreams: vec![
+                DEFAULT_UPSTREAM
+                    .parse()
+                    .expect("built-in upstream URL parses"),
+            ],
+            upstream_trust: UpstreamTrust::PublicRoots,
+            upstream_hold_down: Duration::from_secs(10),
             tls: TlsSource::SelfSigned,
             sni: Vec::new(),
             tls_reload_interval: Duration::from_secs(10),
@@ -156,7 +165,10 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<Vec<String>>,
-    upstream: Option<String>,
+    upstream: Option<OneOrMany>,
+    upstream_ca: Option<PathBuf>,
+    upstream_insecure: Option<bool>,
+    upstream_hold_down: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     sni: Option<Vec<FileCertPair>>,
@@ -178,6 +190,14 @@ struct FileConfig {
     admin: Option<std::net::SocketAddr>,
     upstream_proxy_protocol: Option<ProxyVersion>,
     proxy_protocol_from: Option<Vec<IpNet>>,
+}
+
+/// `upstream = "rtmp://…"` or `upstream = ["rtmp://a", "rtmp://b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `[[sni]]` tables in the file: `cert = "…"`, `key = "…"`.
@@ -263,17 +283,36 @@ impl Config {
         } else {
             defaults.listeners
         };
-        let upstream = match (&cli.upstream, &file.upstream) {
-            (Some(u), _) => u.clone(),
-            (None, Some(text)) => {
-                text.parse()
-                    .map_err(|e: crate::endpoint::UrlError| ConfigError::Invalid {
-                        setting: "upstream",
-                        why: e.to_string(),
-                    })?
+        let upstreams = if !cli.upstream.is_empty() {
+            cli.upstream.clone()
+        } else {
+            match &file.upstream {
+                None => defaults.upstreams,
+                Some(OneOrMany::One(u)) => vec![parse_upstream(u)?],
+                Some(OneOrMany::Many(list)) => list
+                    .iter()
+                    .map(|u| parse_upstream(u))
+                    .collect::<Result<_, _>>()?,
             }
-            (None, None) => defaults.upstream,
         };
+        let insecure = cli.upstream_insecure || file.upstream_insecure.unwrap_or(false);
+        let upstream_trust = match (cli.upstream_ca.clone().or(file.upstream_ca), insecure) {
+            (Some(_), true) => {
+                return Err(ConfigError::Invalid {
+                    setting: "upstream_ca",
+                    why: "--upstream-ca and --upstream-insecure exclude each other".into(),
+                });
+            }
+            (Some(ca), false) => UpstreamTrust::PrivateCa(ca),
+            (None, true) => UpstreamTrust::Insecure,
+            (None, false) => UpstreamTrust::PublicRoots,
+        };
+        let upstream_hold_down = dur(
+            cli.upstream_hold_down,
+            &file.upstream_hold_down,
+            "upstream_hold_down",
+            defaults.upstream_hold_down,
+        )?;
         let tls = match (
             cli.tls_cert.clone().or(file.tls_cert),
             cli.tls_key.clone().or(file.tls_key),
@@ -322,7 +361,9 @@ impl Config {
         )?;
         let config = Config {
             listeners,
-            upstream,
+            upstreams,
+            upstream_trust,
+            upstream_hold_down,
             tls,
             sni,
             tls_reload_interval,
@@ -438,6 +479,14 @@ impl Config {
     }
 }
 
+fn parse_upstream(text: &str) -> Result<UpstreamUrl, ConfigError> {
+    text.parse()
+        .map_err(|e: crate::endpoint::UrlError| ConfigError::Invalid {
+            setting: "upstream",
+            why: e.to_string(),
+        })
+}
+
 fn missing_pair(setting: &'static str, flag: &str) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -470,7 +519,8 @@ mod tests {
         let c = Config::from_sources(&Cli::default()).unwrap();
         let urls: Vec<String> = c.listeners.iter().map(|l| l.to_string()).collect();
         assert_eq!(urls, DEFAULT_LISTEN);
-        assert_eq!(c.upstream.to_string(), DEFAULT_UPSTREAM);
+        assert_eq!(c.upstreams[0].to_string(), DEFAULT_UPSTREAM);
+        assert_eq!(c.upstreams.len(), 1);
         assert_eq!(c.tls, TlsSource::SelfSigned);
         assert_eq!(c.tls13_tickets, 0);
     }
@@ -488,7 +538,7 @@ mod tests {
         let path = file.to_str().unwrap();
         let c = Config::from_sources(&cli(&["--config", path])).unwrap();
         assert_eq!(c.listeners[0].to_string(), "rtmp://127.0.0.1:2000");
-        assert_eq!(c.upstream.host, "10.1.1.1");
+        assert_eq!(c.upstreams[0].host, "10.1.1.1");
         assert_eq!(c.timeouts.idle, None);
         assert_eq!(c.timeouts.connect, Duration::from_secs(2));
         let c = Config::from_sources(&cli(&[
@@ -500,7 +550,7 @@ mod tests {
             "750ms",
         ]))
         .unwrap();
-        assert_eq!(c.upstream.host, "127.0.0.2");
+        assert_eq!(c.upstreams[0].host, "127.0.0.2");
         assert_eq!(c.timeouts.connect, Duration::from_millis(750));
         assert_eq!(c.listeners[0].to_string(), "rtmp://127.0.0.1:2000");
     }
@@ -539,6 +589,20 @@ mod tests {
         assert_eq!(c.rtmpt.session.long_poll, Duration::ZERO);
         let e = Config::from_sources(&cli(&["--rtmpt-long-poll", "1m"])).unwrap_err();
         assert!(e.to_string().contains("rtmpt_long_poll"), "{e}");
+    }
+
+    #[test]
+    fn several_upstreams_and_trust() {
+        let c = Config::from_sources(&cli(&[
+            "--upstream",
+            "rtmps://a.example,rtmp://b.example:1936",
+            "--upstream-insecure",
+        ]))
+        .unwrap();
+        assert_eq!(c.upstreams.len(), 2);
+        assert_eq!(c.upstream_trust, UpstreamTrust::Insecure);
+        let e = Cli::try_parse_from(["rtmpgate", "--upstream-ca", "x.pem", "--upstream-insecure"]);
+        assert!(e.is_err(), "clap refuses both");
     }
 
     #[test]

@@ -71,6 +71,8 @@ impl fmt::Display for ListenUrl {
 pub enum UpstreamScheme {
     /// Plain RTMP over TCP.
     Rtmp,
+    /// RTMP over TLS.
+    Rtmps,
 }
 
 /// The RTMP server that every stream is relayed to.
@@ -97,7 +99,11 @@ impl UpstreamUrl {
 
 impl fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rtmp://{}", self.authority())
+        let scheme = match self.scheme {
+            UpstreamScheme::Rtmp => "rtmp",
+            UpstreamScheme::Rtmps => "rtmps",
+        };
+        write!(f, "{scheme}://{}", self.authority())
     }
 }
 
@@ -222,13 +228,14 @@ impl FromStr for UpstreamUrl {
 
     fn from_str(url: &str) -> Result<Self, UrlError> {
         let (scheme, host, port) = split(url)?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "rtmp" => UpstreamScheme::Rtmp,
+        let (scheme, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => (UpstreamScheme::Rtmp, 1935),
+            "rtmps" => (UpstreamScheme::Rtmps, 443),
             _ => {
                 return Err(UrlError::Scheme {
                     url: url.to_owned(),
                     scheme: scheme.to_owned(),
-                    allowed: "rtmp",
+                    allowed: "rtmp, rtmps",
                 });
             }
         };
@@ -241,7 +248,7 @@ impl FromStr for UpstreamUrl {
         Ok(Self {
             scheme,
             host: host.to_owned(),
-            port: parse_port(url, port, 1935)?,
+            port: parse_port(url, port, default_port)?,
         })
     }
 }
@@ -275,6 +282,10 @@ mod tests {
         assert_eq!(u.port, 1936);
         let u: UpstreamUrl = "rtmp://[::1]".parse().unwrap();
         assert_eq!(u.authority(), "[::1]:1935");
+        let u: UpstreamUrl = "rtmps://live-api-s.facebook.com/rtmp/".parse().unwrap();
+        assert_eq!(u.scheme, UpstreamScheme::Rtmps);
+        assert_eq!(u.port, 443);
+        assert_eq!(u.to_string(), "rtmps://live-api-s.facebook.com:443");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::limits::PerClient;
 use crate::metrics::Metrics;
 use crate::rtmpt::{self, Rtmpt};
 use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
+use crate::upstream::{UpstreamStream, UpstreamTlsError, Upstreams};
 use crate::{proxy_protocol, upstream};
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
@@ -46,6 +47,8 @@ pub(crate) struct ServeContext {
     pub(crate) draining: AtomicBool,
     /// Live connections per client address.
     pub(crate) per_client: Arc<PerClient>,
+    /// The upstream servers and their health.
+    pub(crate) upstreams: Upstreams,
 }
 
 /// A client connection's two ends, as used for logs, limits and PROXY
@@ -65,26 +68,14 @@ impl ServeContext {
     pub(crate) async fn connect_upstream(
         &self,
         client: ClientAddrs,
-    ) -> Result<tokio::net::TcpStream, upstream::UpstreamError> {
+    ) -> Result<UpstreamStream, upstream::UpstreamError> {
         let header = self
             .config
             .upstream_proxy_protocol
             .map(|v| proxy_protocol::encode(v, client.peer, client.local));
-        let res = upstream::connect(
-            &self.config.upstream,
-            self.config.timeouts.connect,
-            header.as_deref(),
-        )
-        .await;
-        if let Err(err) = &res {
-            self.metrics
-                .upstream_failures
-                .get_or_create(&crate::metrics::ReasonLabels {
-                    reason: err.reason(),
-                })
-                .inc();
-        }
-        res
+        self.upstreams
+            .connect(header.as_deref(), &self.metrics)
+            .await
     }
 }
 
@@ -114,6 +105,9 @@ pub enum StartError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The upstream TLS trust settings are unusable.
+    #[error(transparent)]
+    UpstreamTls(#[from] UpstreamTlsError),
 }
 
 /// Bound listeners, ready to serve.
@@ -128,6 +122,13 @@ impl Gateway {
     /// Loads TLS material and binds every configured listener.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let tls = tls_state(&config, &metrics)?;
+        let upstreams = Upstreams::new(
+            &config.upstreams,
+            &config.upstream_trust,
+            config.timeouts.connect,
+            config.upstream_hold_down,
+            &metrics,
+        )?;
         let (tls, reloader) = match tls {
             Some(t) => (Some(t.acceptor), Some(t.reloader)),
             None => (None, None),
@@ -136,10 +137,7 @@ impl Gateway {
         for url in &config.listeners {
             let socket = TcpListener::bind(url.addr)
                 .await
-                .map_err(|source| StartError::Bind {
-                    url: *url,
-                    source,
-                })?;
+                .map_err(|source| StartError::Bind { url: *url, source })?;
             listeners.push((*url, socket));
         }
         let admin = match config.admin {
@@ -158,6 +156,7 @@ impl Gateway {
                 abort: CancellationToken::new(),
                 draining: AtomicBool::new(false),
                 per_client: PerClient::new(config.max_connections_per_client),
+                upstreams,
                 config,
             }),
             listeners,
@@ -201,7 +200,7 @@ impl Gateway {
         let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
         for (url, listener) in self.listeners {
             let addr = listener.local_addr().ok();
-            tracing::info!(listener = %url.scheme, addr = ?addr, proxy_protocol = url.proxy_protocol, upstream = %self.ctx.config.upstream, "listening");
+            tracing::info!(listener = %url.scheme, addr = ?addr, proxy_protocol = url.proxy_protocol, "listening");
             tokio::spawn(accept_loop(
                 listener,
                 url,
@@ -210,6 +209,9 @@ impl Gateway {
                 tracker.clone(),
                 stop_accepting.clone(),
             ));
+        }
+        for (preference, url) in self.ctx.upstreams.urls().enumerate() {
+            tracing::info!(upstream = %url, preference, "upstream");
         }
         let stop_reaper = CancellationToken::new();
         tokio::spawn(rtmpt::reap(Arc::clone(&self.ctx), stop_reaper.clone()));

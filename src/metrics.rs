@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Labels for per-listener connection counts.
@@ -85,6 +86,10 @@ pub struct Metrics {
     pub tls_failures: Family<ReasonLabels, Counter>,
     /// Failed upstream connects, by reason.
     pub upstream_failures: Family<ReasonLabels, Counter>,
+    /// 1 while an upstream is considered healthy, 0 while held down.
+    pub upstream_up: Family<crate::upstream::UpstreamLabels, Gauge>,
+    /// Time to connect to an upstream (TCP, PROXY header, TLS).
+    pub upstream_connect_seconds: Histogram,
     /// Times a configured limit refused or delayed a client, by limit.
     pub limit_hits: Family<LimitLabels, Counter>,
     /// Certificate reloads, by result.
@@ -118,6 +123,11 @@ impl Default for Metrics {
             upstream_failures: Family::default(),
             tls_reloads: Family::default(),
             limit_hits: Family::default(),
+            upstream_up: Family::default(),
+            // 1 ms … ~4 s: loopback sidecars to distant origins over TLS.
+            upstream_connect_seconds: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 13),
+            ),
             rtmpt_sessions_active: Gauge::default(),
             rtmpt_sessions_closed: Family::default(),
             rtmpt_requests: Family::default(),
@@ -152,6 +162,16 @@ impl Default for Metrics {
             "upstream_connect_failures",
             "Connections to the upstream that failed",
             m.upstream_failures.clone(),
+        );
+        registry.register(
+            "upstream_up",
+            "1 while an upstream is healthy, 0 while held down after a failure",
+            m.upstream_up.clone(),
+        );
+        registry.register(
+            "upstream_connect_seconds",
+            "Time to connect to an upstream, TLS included",
+            m.upstream_connect_seconds.clone(),
         );
         registry.register(
             "limit_hits",

@@ -16,9 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::path::Verb;
 use super::table::SessionTable;
 use crate::metrics::Metrics;
+use crate::upstream::UpstreamStream;
 
 /// Requests that may wait for an earlier sequence number. nginx-rtmpt-proxy
 /// uses 4; real clients are in order on one connection, so reordering only
@@ -173,7 +172,7 @@ pub struct SessionStart {
     /// Client address that opened it.
     pub client: IpAddr,
     /// Connected upstream.
-    pub upstream: TcpStream,
+    pub upstream: UpstreamStream,
     /// Commands from the HTTP side.
     pub commands: mpsc::Receiver<Command>,
     /// Limits and timings.
@@ -188,8 +187,8 @@ pub struct SessionStart {
 
 /// The session task's state.
 struct Session {
-    up_read: OwnedReadHalf,
-    up_write: OwnedWriteHalf,
+    up_read: ReadHalf<UpstreamStream>,
+    up_write: WriteHalf<UpstreamStream>,
     settings: SessionSettings,
     metrics: Arc<Metrics>,
     /// Server→client bytes not yet delivered.
@@ -220,7 +219,7 @@ pub async fn run(start: SessionStart) {
         abort,
     } = start;
     let started = Instant::now();
-    let (up_read, up_write) = upstream.into_split();
+    let (up_read, up_write) = tokio::io::split(upstream);
     let mut s = Session {
         up_read,
         up_write,
@@ -550,7 +549,10 @@ fn answer_unapplied(req: Request, reply: Reply) {
     }
 }
 
-async fn read_upstream(up: &mut OwnedReadHalf, down: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_upstream(
+    up: &mut ReadHalf<UpstreamStream>,
+    down: &mut BytesMut,
+) -> std::io::Result<usize> {
     down.reserve(READ_CHUNK);
     up.read_buf(down).await
 }

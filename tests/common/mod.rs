@@ -357,9 +357,11 @@ pub async fn start_gateway(
             .iter()
             .map(|u| u.parse().unwrap_or_else(|e| panic!("listen URL {u}: {e}")))
             .collect(),
-        upstream: format!("rtmp://{upstream}")
-            .parse()
-            .expect("upstream URL parses"),
+        upstreams: vec![
+            format!("rtmp://{upstream}")
+                .parse()
+                .expect("upstream URL parses"),
+        ],
         tls: TlsSource::Files { cert, key },
         ..Config::default()
     };
