@@ -315,8 +315,10 @@ async fn accept_loop(
             }
         };
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            // Stop first: once shutdown starts, not one more accept.
+            biased;
             () = stop.cancelled() => return,
+            a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
