@@ -13,6 +13,7 @@
 //! | [`cli`] | flags and environment variables (clap) |
 //! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`] |
 //! | [`endpoint`] | listener and upstream URLs |
+//! | [`io`] | shared plumbing of the stream wrappers |
 //! | [`limits`] | per-client-address connection cap |
 //! | [`listener`] | binding, accept loops, connection cap, drain at shutdown |
 //! | [`connection`] | one connection: handshakes, sniffing, routing, close log line |
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod endpoint;
+pub mod io;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::path::Verb;
 use super::table::SessionTable;
 use crate::metrics::Metrics;
+use crate::relay::sleep_until_opt;
 use crate::upstream::UpstreamStream;
 
 /// Requests that may wait for an earlier sequence number. nginx-rtmpt-proxy
@@ -555,13 +556,6 @@ async fn read_upstream(
 ) -> std::io::Result<usize> {
     down.reserve(READ_CHUNK);
     up.read_buf(down).await
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]
