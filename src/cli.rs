@@ -213,7 +213,7 @@ pub struct Cli {
     /// RTMPT: how long an /idle poll with nothing to send waits for server
     /// bytes before answering empty. Removes ffmpeg's 50 ms sleeps while
     /// data flows and stops librtmp busy-polling; 0s answers at once.
-    /// [default: 20ms]
+    /// [default: 200ms]
     #[arg(long, value_name = "DURATION", env = "RTMPGATE_RTMPT_LONG_POLL", value_parser = humantime::parse_duration)]
     pub rtmpt_long_poll: Option<Duration>,
 

@@ -15,6 +15,7 @@ use crate::endpoint::{ListenUrl, UpstreamUrl};
 use crate::proxy_protocol::{DEFAULT_TRUSTED, ProxyVersion};
 use crate::rtmpt::RtmptSettings;
 use crate::tls::CertPair;
+use crate::routes::RouteRule;
 use crate::upstream::UpstreamTrust;
 use ipnet::IpNet;
 
@@ -34,6 +35,8 @@ pub struct Config {
     pub upstream_trust: UpstreamTrust,
     /// How long a failed upstream is skipped.
     pub upstream_hold_down: Duration,
+    /// Routing rules by `app`/`tcUrl` host (file only); empty: no routing.
+    pub routes: Vec<RouteRule>,
     /// Where the TLS certificate comes from.
     pub tls: TlsSource,
     /// Extra certificates chosen by SNI.
@@ -113,6 +116,7 @@ impl Default for Config {
             ],
             upstream_trust: UpstreamTrust::PublicRoots,
             upstream_hold_down: Duration::from_secs(10),
+            routes: Vec::new(),
             tls: TlsSource::SelfSigned,
             sni: Vec::new(),
             tls_reload_interval: Duration::from_secs(10),
@@ -169,6 +173,7 @@ struct FileConfig {
     upstream_ca: Option<PathBuf>,
     upstream_insecure: Option<bool>,
     upstream_hold_down: Option<String>,
+    route: Option<Vec<FileRoute>>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     sni: Option<Vec<FileCertPair>>,
@@ -198,6 +203,16 @@ struct FileConfig {
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// `[[route]]` tables in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    app: Option<String>,
+    host: Option<String>,
+    upstream: OneOrMany,
+    tc_url: Option<String>,
 }
 
 /// `[[sni]]` tables in the file: `cert = "…"`, `key = "…"`.
@@ -307,6 +322,40 @@ impl Config {
             (None, true) => UpstreamTrust::Insecure,
             (None, false) => UpstreamTrust::PublicRoots,
         };
+        let routes = file
+            .route
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let upstreams = match r.upstream {
+                    OneOrMany::One(u) => vec![parse_upstream(&u)?],
+                    OneOrMany::Many(list) => list
+                        .iter()
+                        .map(|u| parse_upstream(u))
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                if upstreams.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        setting: "route",
+                        why: "every [[route]] needs at least one upstream".into(),
+                    });
+                }
+                if let Some(t) = &r.tc_url
+                    && !(t.starts_with("rtmp://") || t.starts_with("rtmps://"))
+                {
+                    return Err(ConfigError::Invalid {
+                        setting: "route",
+                        why: format!("tc_url `{t}` must be an rtmp:// or rtmps:// URL"),
+                    });
+                }
+                Ok(RouteRule {
+                    app: r.app,
+                    host: r.host,
+                    upstreams,
+                    tc_url: r.tc_url,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let upstream_hold_down = dur(
             cli.upstream_hold_down,
             &file.upstream_hold_down,
@@ -364,6 +413,7 @@ impl Config {
             upstreams,
             upstream_trust,
             upstream_hold_down,
+            routes,
             tls,
             sni,
             tls_reload_interval,

@@ -22,7 +22,7 @@ use crate::metrics::{CloseLabels, ListenerLabels};
 use crate::net::ClientSocket;
 use crate::proxy_protocol;
 use crate::relay::{self, RelayEnd};
-use crate::rtmpt;
+use crate::{routed, rtmpt};
 use crate::sniff::{Rewind, Sniffed};
 
 /// Room for the first read: an RTMP C0+C1 (1537 bytes) or an HTTP request
@@ -67,15 +67,15 @@ impl CloseReason {
 }
 
 /// What the close log line and metrics report.
-struct Outcome {
-    protocol: &'static str,
-    reason: CloseReason,
-    up: u64,
-    down: u64,
+pub(crate) struct Outcome {
+    pub(crate) protocol: &'static str,
+    pub(crate) reason: CloseReason,
+    pub(crate) up: u64,
+    pub(crate) down: u64,
 }
 
 impl Outcome {
-    fn early(protocol: &'static str, reason: CloseReason) -> Self {
+    pub(crate) fn early(protocol: &'static str, reason: CloseReason) -> Self {
         Self {
             protocol,
             reason,
@@ -234,6 +234,9 @@ where
             if sniffed == Sniffed::Rtmpe {
                 tracing::info!("RTMPE client: relayed unchanged, encryption not terminated");
             }
+            if sniffed == Sniffed::Rtmp && !ctx.routes.is_empty() {
+                return routed::serve(ctx, client, first, protocol, addrs).await;
+            }
             return relay_to_upstream(ctx, client, &first, protocol, addrs).await;
         }
         Sniffed::Http => {
@@ -264,7 +267,7 @@ where
 
 /// Closes a client we are turning away: a TLS close_notify (or FIN) so it
 /// sees a deliberate close rather than a truncation; bounded in time.
-async fn close_gently<S: AsyncWrite + Unpin>(client: &mut S) {
+pub(crate) async fn close_gently<S: AsyncWrite + Unpin>(client: &mut S) {
     let _ = tokio::time::timeout(relay::CLOSE_GRACE, client.shutdown()).await;
 }
 

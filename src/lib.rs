@@ -20,6 +20,9 @@
 //! | [`sniff`] | protocol detection from first bytes; replaying them |
 //! | [`tls`] | rustls server config, PEM loading, self-signed fallback |
 //! | [`relay`] | bidirectional copy, half-close, idle timeout, byte counts |
+//! | [`routes`] | routing rules by `app` and `tcUrl` host |
+//! | [`routed`] | a routed connection: handshakes, reading up to `connect` |
+//! | [`rtmp`] | RTMP handshake, chunk stream and AMF0 pieces used for routing |
 //! | [`rtmpt`] | the HTTP tunnel: sessions, ordering, long-poll |
 //! | [`upstream`] | connecting to the RTMP server |
 //! | [`net`] | socket options |
@@ -40,6 +43,9 @@ pub mod metrics;
 pub mod net;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod routed;
+pub mod routes;
+pub mod rtmp;
 pub mod rtmpt;
 pub mod sniff;
 pub mod tls;

@@ -25,6 +25,7 @@ use crate::connection;
 use crate::endpoint::{ListenScheme, ListenUrl};
 use crate::limits::PerClient;
 use crate::metrics::Metrics;
+use crate::routes::RouteRule;
 use crate::rtmpt::{self, Rtmpt};
 use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
 use crate::upstream::{UpstreamStream, UpstreamTlsError, Upstreams};
@@ -49,6 +50,10 @@ pub(crate) struct ServeContext {
     pub(crate) per_client: Arc<PerClient>,
     /// The upstream servers and their health.
     pub(crate) upstreams: Upstreams,
+    /// Routing rules, each with its own upstreams (empty: no routing).
+    pub(crate) routes: Vec<(RouteRule, Upstreams)>,
+    /// Every connection and RTMPT session task: the drain waits for all.
+    pub(crate) tasks: TaskTracker,
 }
 
 /// A client connection's two ends, as used for logs, limits and PROXY
@@ -69,13 +74,20 @@ impl ServeContext {
         &self,
         client: ClientAddrs,
     ) -> Result<UpstreamStream, upstream::UpstreamError> {
+        self.connect_route_upstream(&self.upstreams, client).await
+    }
+
+    /// Like [`Self::connect_upstream`], to one route's upstreams.
+    pub(crate) async fn connect_route_upstream(
+        &self,
+        upstreams: &Upstreams,
+        client: ClientAddrs,
+    ) -> Result<UpstreamStream, upstream::UpstreamError> {
         let header = self
             .config
             .upstream_proxy_protocol
             .map(|v| proxy_protocol::encode(v, client.peer, client.local));
-        self.upstreams
-            .connect(header.as_deref(), &self.metrics)
-            .await
+        upstreams.connect(header.as_deref(), &self.metrics).await
     }
 }
 
@@ -122,13 +134,21 @@ impl Gateway {
     /// Loads TLS material and binds every configured listener.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let tls = tls_state(&config, &metrics)?;
-        let upstreams = Upstreams::new(
-            &config.upstreams,
-            &config.upstream_trust,
-            config.timeouts.connect,
-            config.upstream_hold_down,
-            &metrics,
-        )?;
+        let pool = |urls: &[crate::endpoint::UpstreamUrl]| {
+            Upstreams::new(
+                urls,
+                &config.upstream_trust,
+                config.timeouts.connect,
+                config.upstream_hold_down,
+                &metrics,
+            )
+        };
+        let upstreams = pool(&config.upstreams)?;
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| Ok((r.clone(), pool(&r.upstreams)?)))
+            .collect::<Result<Vec<_>, UpstreamTlsError>>()?;
         let (tls, reloader) = match tls {
             Some(t) => (Some(t.acceptor), Some(t.reloader)),
             None => (None, None),
@@ -157,6 +177,8 @@ impl Gateway {
                 draining: AtomicBool::new(false),
                 per_client: PerClient::new(config.max_connections_per_client),
                 upstreams,
+                routes,
+                tasks: TaskTracker::new(),
                 config,
             }),
             listeners,
@@ -196,7 +218,7 @@ impl Gateway {
         // If this future is dropped (an embedding program aborts it), the
         // accept loops stop too instead of serving on unsupervised.
         let _stop_on_drop = stop_accepting.clone().drop_guard();
-        let tracker = TaskTracker::new();
+        let tracker = self.ctx.tasks.clone();
         let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
         for (url, listener) in self.listeners {
             let addr = listener.local_addr().ok();

@@ -1011,3 +1011,32 @@ async fn tls_port_serves_rtmps_and_rtmpts_at_once() {
         2.0
     );
 }
+
+// ---------------------------------------------------------------------------
+// librtmp's way of closing: /send and /close back to back, socket closed
+// without reading the replies
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn close_is_applied_when_the_client_hangs_up_without_reading() {
+    let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    let gw = start_gateway(&[RTMP], upstream.addr, |c| {
+        // The idle is answered late, after the client has hung up, so the
+        // replies behind it meet a reset socket.
+        c.rtmpt.session.long_poll = Duration::from_millis(300);
+    })
+    .await;
+    let mut t = Tunnel::open_tcp(gw.rtmp()).await;
+    let conn = upstream.next_conn().await;
+    let id = t.id.clone();
+    let last = pattern(7, 2_000);
+    t.conn
+        .write_raw(&[idle_req(&id, 0), send_req(&id, 1, &last), close_req(&id, 2)].concat())
+        .await;
+    drop(t); // hang up without reading anything
+    let end = conn.wait_for_end(STEP).await;
+    assert_eq!(end.end, Some(ReadEnd::Eof), "the /close was applied");
+    assert_bytes_eq("bytes before the close", &end.bytes, &last);
+    gw.wait_metric(SESSIONS_CLOSED, &[("reason", "client_closed")], 1.0)
+        .await;
+}

@@ -32,7 +32,7 @@ pub enum HandshakeError {
     /// C0 (or S0) named a version other than 3: RTMPE (6, 8) or not RTMP at
     /// all.
     #[error(
-        "RTMP handshake version {0} is not supported: only the plain handshake (version 3) is supported"
+        "RTMP handshake version {0} refused: only the plain handshake is supported (version 3; not RTMPE)"
     )]
     UnsupportedVersion(u8),
     /// The block was not exactly as long as the handshake step requires.

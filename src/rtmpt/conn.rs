@@ -12,10 +12,11 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 /// Request heads larger than this are not followed (hyper refuses them too).
@@ -32,12 +33,34 @@ pub struct ConnState {
     heads_seen: AtomicU64,
     /// Requests handed to the service so far.
     started: AtomicU64,
+    /// Requests whose handler has finished.
+    finished: AtomicU64,
+    /// The connection task, parked on a client EOF until in-flight
+    /// requests are done.
+    eof_waiter: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
     /// Called once per request as its handler starts; returns its number.
     pub fn start_request(&self) -> u64 {
         self.started.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Called once per request as its handler finishes.
+    pub fn finish_request(&self) {
+        self.finished.fetch_add(1, Relaxed);
+        if let Some(waker) = self
+            .eof_waiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            waker.wake();
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.started.load(Relaxed) > self.finished.load(Relaxed)
     }
 
     /// Whether a request after request number `index` has been read.
@@ -147,6 +170,11 @@ pub struct Watched<S> {
     inner: S,
     state: std::sync::Arc<ConnState>,
     framing: Framing,
+    /// The client closed its socket: replies are discarded.
+    gone: bool,
+    /// The client's read side ended (EOF or reset) and that is being held
+    /// back from hyper until in-flight requests are answered.
+    read_ended: bool,
 }
 
 impl<S> Watched<S> {
@@ -156,30 +184,124 @@ impl<S> Watched<S> {
             inner,
             state,
             framing: Framing::Head(Vec::new()),
+            gone: false,
+            read_ended: false,
         }
     }
 }
 
+/// A client that hangs up right after writing requests (librtmp sends
+/// `/send` and `/close` back to back, then closes) must still have them
+/// applied. hyper aborts requests in flight when it reads EOF meanwhile, so
+/// the end of the read side is shown to hyper only once no request is in
+/// flight. (hyper's own `half_close` would do that too, but it also stops
+/// the reads that reveal pipelined requests.)
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let heads = self.framing.feed(&buf.filled()[before..]);
-            if heads > 0 {
-                self.state.heads_seen.fetch_add(heads, Relaxed);
+        if !self.read_ended {
+            let before = buf.filled().len();
+            match Pin::new(&mut self.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                    let heads = self.framing.feed(&buf.filled()[before..]);
+                    if heads > 0 {
+                        self.state.heads_seen.fetch_add(heads, Relaxed);
+                    }
+                    self.state.activity.notify_waiters();
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) if peer_gone(&err) => {}
+                other => return other,
             }
-            self.state.activity.notify_waiters();
+            self.read_ended = true;
         }
-        res
+        // Register before looking, so a request finishing in between wakes us.
+        *self
+            .state
+            .eof_waiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        if self.state.in_flight() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
     }
 }
 
-crate::forward_async_write!(Watched<S>, S);
+/// Whether a write error means the client has gone (rather than a fault).
+fn peer_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// Writes go to the client until it is gone; after that they are
+/// discarded as if written. librtmp sends `/send` and `/close` back to back
+/// and closes its socket without reading the replies: hyper would stop at
+/// the first failed reply and never hand on the `/close` it has already
+/// read, leaving the session (and its upstream) open until expiry.
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.gone {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(err)) if peer_gone(&err) => {
+                self.gone = true;
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let all = bufs.iter().map(|b| b.len()).sum();
+        if self.gone {
+            return Poll::Ready(Ok(all));
+        }
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(err)) if peer_gone(&err) => {
+                self.gone = true;
+                Poll::Ready(Ok(all))
+            }
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gone {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gone {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 #[cfg(test)]
 mod tests {

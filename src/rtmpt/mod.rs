@@ -74,7 +74,12 @@ impl Default for RtmptSettings {
                 bind_client: true,
             },
             session: SessionSettings {
-                long_poll: Duration::from_millis(20),
+                // Longer than a frame interval, so an /idle rarely comes back
+                // empty while a stream plays: ffmpeg sleeps 50 ms after every
+                // empty reply. Measured (bench/rtmpt.sh): 20 ms left ffmpeg
+                // players 10–27 ms (p95 +42 ms) behind plain RTMP; 200 ms
+                // matched it and cut rtmpdump's cost to 0.8% of a core.
+                long_poll: Duration::from_millis(200),
                 max_reply: 64 * 1024,
                 buffer_cap: 256 * 1024,
             },
@@ -131,8 +136,10 @@ where
         let ctx = Arc::clone(ctx);
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
-            let conn_state = Arc::clone(&conn_state);
-            async move { Ok::<_, Infallible>(handle(&ctx, addrs, &conn_state, req).await) }
+            // Counted when hyper hands the request over, before the handler
+            // first runs: from here on it is in flight (see `conn`).
+            let request = InFlight::start(Arc::clone(&conn_state));
+            async move { Ok::<_, Infallible>(handle(&ctx, addrs, &request, req).await) }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -157,14 +164,33 @@ where
     }
 }
 
+/// One request in flight on a connection; finished when dropped (answered
+/// or abandoned).
+struct InFlight {
+    conn: Arc<ConnState>,
+    index: u64,
+}
+
+impl InFlight {
+    fn start(conn: Arc<ConnState>) -> Self {
+        let index = conn.start_request();
+        Self { conn, index }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.conn.finish_request();
+    }
+}
+
 async fn handle(
     ctx: &ServeContext,
     addrs: ClientAddrs,
-    conn: &ConnState,
+    request: &InFlight,
     req: Request<Incoming>,
 ) -> Response<ReplyBody> {
-    let index = conn.start_request();
-    let (verb, res) = route(ctx, addrs, conn, index, req).await;
+    let (verb, res) = route(ctx, addrs, &request.conn, request.index, req).await;
     ctx.metrics.rtmpt_request(verb, res.status().as_u16());
     if !res.status().is_success() {
         tracing::debug!(
@@ -299,7 +325,7 @@ async fn open(ctx: &ServeContext, addrs: ClientAddrs, body: Incoming) -> Respons
         metrics: Arc::clone(&ctx.metrics),
         abort: ctx.abort.clone(),
     };
-    tokio::spawn(session::run(start));
+    ctx.tasks.spawn(session::run(start));
     reply::opened(&id)
 }
 

@@ -286,8 +286,9 @@ count_file_frames() {
     progress_frames "$f.progress" "$f.decode.log"
 }
 
-# spawn_player VAR SECS NAME URL: ffmpeg decoding a live RTMP(S) stream to
-# null, frame count in $WORK/NAME.progress, stderr in $WORK/NAME.log.
+# spawn_player VAR SECS NAME URL: ffmpeg decoding a live rtmp(s):// or
+# rtmpt(s):// stream to null, frame count in $WORK/NAME.progress, stderr in
+# $WORK/NAME.log.
 spawn_player() {
     local __pvar="$1" __secs="$2" __name="$3" __url="$4"
     spawn "$__pvar" "$__secs" "$WORK/$__name.log" \

@@ -1,160 +1,18 @@
-//! RTMP chunk streams: reassembling messages from untrusted chunked bytes,
-//! and chunking one message for sending.
-//!
-//! Owns the chunk layer only (basic and message headers, extended
-//! timestamps, the peer's chunk size, Abort). What a message means is for
-//! the caller, except the two protocol control messages that change how the
-//! following chunks are read: Set Chunk Size (type 1) and Abort (type 2),
-//! which [`ChunkReader`] applies itself and still yields.
-//!
-//! Every message comes with the input offsets of its first and last byte,
-//! so a caller can forward the client's bytes exactly as they arrived.
-//!
-//! Where peers disagree about an ambiguous construct, the reader refuses it
-//! rather than guess: a proxy that routes on what it parsed must see the
-//! same messages as the server it forwards to. Extended timestamps are read
-//! on every chunk whose header field is 0xFFFFFF, fmt 3 continuations
-//! included, as ffmpeg and librtmp write and read them.
+//! Reading chunks: per-chunk-stream header state, partial messages, the
+//! limits, and the control messages that change how later chunks are read.
 
 use std::collections::HashMap;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
-/// Chunk size in both directions until a Set Chunk Size says otherwise.
-pub const DEFAULT_CHUNK_SIZE: u32 = 128;
-
-/// Largest chunk size accepted from a peer. The message length cap bounds
-/// memory anyway; this only keeps absurd values out.
-pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
-
-/// Default for [`ChunkLimits::max_chunk_streams`]: clients use a handful.
-pub const DEFAULT_MAX_CHUNK_STREAMS: usize = 64;
-
-/// Lowest chunk stream id a message can use (0 and 1 select longer headers).
-pub const MIN_CSID: u32 = 2;
-
-/// Highest chunk stream id: 64 + 0xFFFF in the 3-byte basic header.
-pub const MAX_CSID: u32 = 65599;
-
-/// Message type: Set Chunk Size (protocol control).
-pub const TYPE_SET_CHUNK_SIZE: u8 = 1;
-/// Message type: Abort (protocol control).
-pub const TYPE_ABORT: u8 = 2;
-/// Message type: command encoded in AMF3 (a 0x00 format byte, then AMF0).
-pub const TYPE_COMMAND_AMF3: u8 = 17;
-/// Message type: command encoded in AMF0.
-pub const TYPE_COMMAND_AMF0: u8 = 20;
+use super::{
+    ChunkError, ChunkLimits, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Message, Received, TYPE_ABORT,
+    TYPE_SET_CHUNK_SIZE,
+};
 
 /// A 24-bit timestamp field with this value means "see the 4-byte extended
 /// timestamp".
-const EXTENDED: u32 = 0xFF_FFFF;
-
-/// Largest length the 24-bit message length field can carry.
-const MAX_LENGTH_FIELD: u32 = 0xFF_FFFF;
-
-/// One complete RTMP message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Chunk stream id it arrived on (or is to be sent on).
-    pub csid: u32,
-    /// Absolute timestamp in milliseconds (wrapping at 2^32).
-    pub timestamp: u32,
-    /// Message type id (e.g. [`TYPE_COMMAND_AMF0`]).
-    pub type_id: u8,
-    /// Message stream id (0 for NetConnection traffic).
-    pub stream_id: u32,
-    /// The reassembled payload.
-    pub payload: Bytes,
-}
-
-/// A message from [`ChunkReader::next_message`] with where it lay in the
-/// input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// The message.
-    pub message: Message,
-    /// Input offset (bytes since the first pushed byte) of the first byte of
-    /// the message's first chunk.
-    pub start: u64,
-    /// Input offset just past the message's last chunk: bytes consumed up to
-    /// the end of this message.
-    pub end: u64,
-    /// Whether chunks of other chunk streams lay between this message's
-    /// chunks, so `start..end` holds more than this message.
-    pub interleaved: bool,
-}
-
-/// Bounds on what an untrusted peer can make a [`ChunkReader`] hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkLimits {
-    /// Longest message accepted, checked when its header arrives.
-    pub max_message_len: u32,
-    /// Most distinct chunk stream ids a peer may use.
-    pub max_chunk_streams: usize,
-}
-
-impl ChunkLimits {
-    /// These limits with [`DEFAULT_MAX_CHUNK_STREAMS`].
-    pub const fn new(max_message_len: u32) -> Self {
-        Self {
-            max_message_len,
-            max_chunk_streams: DEFAULT_MAX_CHUNK_STREAMS,
-        }
-    }
-}
-
-/// Why chunked input (or a message to encode) was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChunkError {
-    /// A message header declared a length over the limit.
-    #[error("RTMP message of {len} bytes on chunk stream {csid} exceeds the {max}-byte limit")]
-    MessageTooLong {
-        /// Chunk stream id.
-        csid: u32,
-        /// Declared length.
-        len: u32,
-        /// The limit.
-        max: u32,
-    },
-    /// The peer used more distinct chunk stream ids than allowed.
-    #[error("RTMP peer uses more than {max} chunk streams")]
-    TooManyChunkStreams {
-        /// The limit.
-        max: usize,
-    },
-    /// A compressed header (fmt 1, 2 or 3) on a chunk stream with no earlier
-    /// header to inherit from.
-    #[error("RTMP chunk fmt {fmt} on chunk stream {csid} has no earlier header to refer to")]
-    NoPreviousHeader {
-        /// Chunk stream id.
-        csid: u32,
-        /// Header format.
-        fmt: u8,
-    },
-    /// A fmt 0, 1 or 2 header while a message on that chunk stream was
-    /// unfinished: peers disagree on whether that continues or replaces it.
-    #[error("RTMP chunk stream {csid} starts a new message before finishing the previous one")]
-    HeaderMidMessage {
-        /// Chunk stream id.
-        csid: u32,
-    },
-    /// A Set Chunk Size (or an encode request) with a size outside
-    /// 1..=[`MAX_CHUNK_SIZE`].
-    #[error("RTMP chunk size {0} is outside 1..={MAX_CHUNK_SIZE}")]
-    BadChunkSize(u32),
-    /// A Set Chunk Size or Abort whose payload is shorter than 4 bytes.
-    #[error("RTMP control message type {type_id} has a {len}-byte payload, expected 4")]
-    ShortControlMessage {
-        /// Message type id.
-        type_id: u8,
-        /// Payload length.
-        len: usize,
-    },
-    /// A chunk stream id outside [`MIN_CSID`]..=[`MAX_CSID`] given to the
-    /// encoder.
-    #[error("RTMP chunk stream id {0} is outside {MIN_CSID}..={MAX_CSID}")]
-    InvalidCsid(u32),
-}
+pub(super) const EXTENDED: u32 = 0xFF_FFFF;
 
 /// The header of the last message started on a chunk stream: what
 /// compressed headers inherit.
@@ -318,10 +176,9 @@ impl ChunkReader {
         };
 
         let (starts, remaining) = match (prev, in_progress) {
-            (Some(state), Some(partial)) => (
-                None,
-                state.header.length as usize - partial.payload.len(),
-            ),
+            (Some(state), Some(partial)) => {
+                (None, state.header.length as usize - partial.payload.len())
+            }
             _ => {
                 let (length, type_id, stream_id, timestamp) = match prev.map(|s| s.header) {
                     Some(p) if fmt == 1 => (
@@ -454,66 +311,3 @@ impl ChunkReader {
 fn be24(b: &[u8]) -> u32 {
     u32::from_be_bytes([0, b[0], b[1], b[2]])
 }
-
-/// Chunks `msg` for sending on `msg.csid`: a fmt 0 first chunk, then fmt 3
-/// continuations every `chunk_size` payload bytes, with the extended
-/// timestamp repeated on each when the timestamp needs one.
-///
-/// A fmt 0 header depends on no earlier header, so the output can replace a
-/// message in a relayed stream; but the peer's later compressed headers on
-/// the same chunk stream refer to this one, so a replacement must keep the
-/// timestamp, type and stream id (and length, if later fmt 2/3 headers start
-/// new messages there).
-pub fn encode_message(msg: &Message, chunk_size: u32) -> Result<Vec<u8>, ChunkError> {
-    if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
-        return Err(ChunkError::BadChunkSize(chunk_size));
-    }
-    if !(MIN_CSID..=MAX_CSID).contains(&msg.csid) {
-        return Err(ChunkError::InvalidCsid(msg.csid));
-    }
-    let len = msg.payload.len();
-    if len > MAX_LENGTH_FIELD as usize {
-        return Err(ChunkError::MessageTooLong {
-            csid: msg.csid,
-            len: u32::try_from(len).unwrap_or(u32::MAX),
-            max: MAX_LENGTH_FIELD,
-        });
-    }
-    let extended = msg.timestamp >= EXTENDED;
-    let chunks = len.div_ceil(chunk_size as usize).max(1);
-    let mut out = Vec::with_capacity(len + 18 + (chunks - 1) * 7);
-    write_basic_header(&mut out, 0, msg.csid);
-    out.extend_from_slice(&msg.timestamp.min(EXTENDED).to_be_bytes()[1..]);
-    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
-    out.push(msg.type_id);
-    out.extend_from_slice(&msg.stream_id.to_le_bytes());
-    if extended {
-        out.extend_from_slice(&msg.timestamp.to_be_bytes());
-    }
-    for (i, piece) in msg.payload.chunks(chunk_size as usize).enumerate() {
-        if i > 0 {
-            write_basic_header(&mut out, 3, msg.csid);
-            if extended {
-                out.extend_from_slice(&msg.timestamp.to_be_bytes());
-            }
-        }
-        out.extend_from_slice(piece);
-    }
-    Ok(out)
-}
-
-/// The 1-, 2- or 3-byte basic header for a csid already range-checked.
-fn write_basic_header(out: &mut Vec<u8>, fmt: u8, csid: u32) {
-    match csid {
-        2..=63 => out.push(fmt << 6 | csid as u8),
-        64..=319 => out.extend_from_slice(&[fmt << 6, (csid - 64) as u8]),
-        _ => {
-            let id = csid - 64;
-            out.extend_from_slice(&[fmt << 6 | 1, id as u8, (id >> 8) as u8]);
-        }
-    }
-}
-
-#[cfg(test)]
-#[path = "chunk_tests.rs"]
-mod tests;
