@@ -193,3 +193,47 @@ async fn publish_messages(
     client.write_all(&bytes).await.unwrap();
     (client, bytes)
 }
+
+/// Chunks `payload` as a new message on `csid` with a fmt 2 header: it
+/// inherits length, type and stream id from the previous message there.
+fn fmt2_message(csid: u8, payload: &[u8], chunk_size: usize) -> Vec<u8> {
+    let mut out = vec![(2 << 6) | csid, 0, 0, 0];
+    for (i, piece) in payload.chunks(chunk_size).enumerate() {
+        if i > 0 {
+            out.push((3 << 6) | csid);
+        }
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+#[tokio::test]
+async fn length_changing_rewrite_rechunks_an_inheriting_next_message() {
+    let mut a = TestUpstream::start_with(UpstreamMode::Rtmp).await;
+    let new_tc = "rtmp://a-much-longer-origin-name.internal.example:1935/live";
+    let gw = start_gateway(&[RTMP], a.addr, |c| {
+        c.routes = vec![rule(Some("live"), None, &a, Some(new_tc))];
+    })
+    .await;
+    let session = publish_session("live", "key", fresh_seed(), 0);
+    let connect = &session[0];
+    // Same length as connect, on the same chunk stream: sent with fmt 2,
+    // the upstream would cut it at the rewritten connect's length.
+    let second = pattern(fresh_seed(), connect.payload.len());
+    let media = RtmpMessage::new(6, msg_type::VIDEO, 1, 0, pattern(3, 3000));
+    let mut bytes = connect.encode(128);
+    bytes.extend(fmt2_message(connect.csid as u8, &second, 128));
+    bytes.extend(media.encode(128));
+
+    let mut client = connect_tcp(gw.rtmp()).await;
+    client_handshake(&mut client).await;
+    client.write_all(&bytes).await.unwrap();
+    client.shutdown().await.unwrap();
+    let got = a.next_conn().await.wait_for_end(STEP).await;
+    let up = decode_messages(&got.bytes).expect("the upstream can follow the chunk stream");
+    assert_eq!(up.len(), 3, "{up:?}");
+    assert!(String::from_utf8_lossy(&up[0].payload).contains(new_tc));
+    assert_eq!(up[1].payload, second, "inheriting message arrives whole");
+    assert_eq!(up[1].csid, connect.csid);
+    assert_eq!(up[2].payload, media.payload);
+}

@@ -75,6 +75,12 @@ impl ChunkReader {
         Self::with_limits(ChunkLimits::new(max_message_len))
     }
 
+    /// Changes the longest message accepted from now on (the router reads
+    /// `connect` under a tight limit, then media under RTMP's own).
+    pub fn set_max_message_len(&mut self, max_message_len: u32) {
+        self.limits.max_message_len = max_message_len;
+    }
+
     /// A reader with these limits.
     pub fn with_limits(limits: ChunkLimits) -> Self {
         Self {

@@ -6,9 +6,12 @@
 //! a byte cap before `connect`). Both hops start fresh chunk streams after
 //! their own handshakes, so the client's bytes after C2 are forwarded
 //! unchanged (or with `connect` re-chunked after a `tcUrl` rewrite) and the
-//! rest is the plain byte relay. Only the plain handshake is spoken: Flash-era
-//! players that need the digest handshake are not routed. Unrouted
-//! connections never come here and are never parsed.
+//! rest is the plain byte relay ([`rechunk`] keeps chunk state in step
+//! after a length-changing rewrite). Only the plain handshake is spoken:
+//! Flash-era players that need the digest handshake are not routed.
+//! Unrouted connections never come here and are never parsed.
+
+mod rechunk;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,12 +26,17 @@ use crate::routes::{self, base_app};
 use crate::rtmp::chunk::{DEFAULT_CHUNK_SIZE, TYPE_COMMAND_AMF0, TYPE_COMMAND_AMF3};
 use crate::rtmp::handshake::{C0C1_LEN, HANDSHAKE_SIZE, S0S1S2_LEN};
 use crate::rtmp::{self, ChunkReader, ConnectInfo, Received};
+use rechunk::Rechunk;
 
 /// Most bytes a client may send after its handshake before `connect` is
 /// complete: a connect is a few hundred bytes, a set-chunk-size 16.
 const PRE_CONNECT_LIMIT: usize = 64 * 1024;
-/// Largest single message accepted before `connect`.
-const PRE_CONNECT_MESSAGE: u32 = 64 * 1024;
+/// Largest message accepted before `connect`: one that cannot fit in
+/// [`PRE_CONNECT_LIMIT`] is refused as soon as its header arrives.
+const PRE_CONNECT_MESSAGE: u32 = PRE_CONNECT_LIMIT as u32;
+/// Largest message during the re-chunking watch after `connect`: RTMP's
+/// own 24-bit limit (video key frames can be megabytes).
+const MAX_MESSAGE: u32 = 0xFF_FFFF;
 
 /// Why the client's part failed, as a close reason label.
 struct Refused(&'static str);
@@ -46,8 +54,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + ctx.config.timeouts.first_bytes;
-    let (received, pending, chunk_size) = match read_until_connect(&mut client, buf, deadline).await
-    {
+    let (received, pending, reader) = match read_until_connect(&mut client, buf, deadline).await {
         Ok(r) => r,
         Err(Refused(why)) => {
             close_gently(&mut client).await;
@@ -97,26 +104,29 @@ where
             return Outcome::early(protocol, CloseReason::UpstreamUnavailable);
         }
     };
-    let prefix = match &rule.tc_url {
-        Some(tc_url) => match rewritten(&received, &pending, tc_url, chunk_size) {
-            Ok(bytes) => bytes,
+    let idle = ctx.config.timeouts.idle;
+    let stats = match &rule.tc_url {
+        None => relay::relay(client, upstream, &pending, idle, &ctx.abort).await,
+        Some(tc_url) => match rewritten(&received, &pending, tc_url, reader.chunk_size()) {
             Err(why) => {
                 tracing::warn!(why, "tcUrl rewrite impossible; closing");
                 let _ = upstream.shutdown().await;
                 close_gently(&mut client).await;
                 return Outcome::early(protocol, CloseReason::Rejected("tc_url_rewrite"));
             }
+            Ok((prefix, false)) => {
+                let all = [&prefix[..], &pending[received.end as usize..]].concat();
+                relay::relay(client, upstream, &all, idle, &ctx.abort).await
+            }
+            Ok((prefix, true)) => {
+                let mut reader = reader;
+                reader.set_max_message_len(MAX_MESSAGE);
+                let raw = BytesMut::from(&pending[received.end as usize..]);
+                let client = Rechunk::new(client, reader, received.message.csid, raw, received.end);
+                relay::relay(client, upstream, &prefix, idle, &ctx.abort).await
+            }
         },
-        None => pending.to_vec(),
     };
-    let stats = relay::relay(
-        client,
-        upstream,
-        &prefix,
-        ctx.config.timeouts.idle,
-        &ctx.abort,
-    )
-    .await;
     Outcome {
         protocol,
         reason: CloseReason::Relay(stats.end),
@@ -145,12 +155,12 @@ async fn fill<S: AsyncRead + Unpin>(
 
 /// The client's handshake, then chunked messages up to `connect`. Returns
 /// the connect (with its offsets), every byte after C2 read so far, and
-/// the client's chunk size when `connect` ended.
+/// the chunk reader (which has seen all of them).
 async fn read_until_connect<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut S,
     mut buf: BytesMut,
     deadline: Instant,
-) -> Result<(Received, BytesMut, u32), Refused> {
+) -> Result<(Received, BytesMut, ChunkReader), Refused> {
     fill(client, &mut buf, C0C1_LEN, deadline).await?;
     let reply = rtmp::server_response(&buf[..C0C1_LEN]).map_err(|err| {
         tracing::warn!(%err, "cannot route this client's handshake");
@@ -174,7 +184,7 @@ async fn read_until_connect<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(rec)) => {
                 let t = rec.message.type_id;
                 if t == TYPE_COMMAND_AMF0 || t == TYPE_COMMAND_AMF3 {
-                    return Ok((rec, buf, reader.chunk_size()));
+                    return Ok((rec, buf, reader));
                 }
                 // Set chunk size, window size…: applied by the reader,
                 // forwarded with everything else.
@@ -216,35 +226,26 @@ async fn upstream_handshake<U: AsyncRead + AsyncWrite + Unpin>(
     Ok(upstream)
 }
 
-/// The bytes to forward with `connect` re-encoded around a new `tcUrl`.
+/// The bytes up to and including `connect` re-encoded around a new
+/// `tcUrl`, and whether its length changed (so the next message on its
+/// chunk stream needs a full header: [`Rechunk`]).
 fn rewritten(
     received: &Received,
     pending: &[u8],
     tc_url: &str,
     chunk_size: u32,
-) -> Result<Vec<u8>, &'static str> {
+) -> Result<(Vec<u8>, bool), &'static str> {
     if received.interleaved {
         return Err("connect chunks interleaved with another chunk stream");
     }
     let new =
         rtmp::rewrite_tc_url(&received.message, tc_url).map_err(|_| "connect not rewritable")?;
-    if new.payload.len() != received.message.payload.len() {
-        // Later chunks of this chunk stream may inherit the message length
-        // (fmt 2/3 headers); see `connection` docs: a length-changing
-        // rewrite is followed by a re-chunking watch.
-        tracing::debug!(
-            old = received.message.payload.len(),
-            new = new.payload.len(),
-            "tcUrl rewrite changes the connect length"
-        );
-    }
+    let length_changed = new.payload.len() != received.message.payload.len();
     let encoded = rtmp::encode_message(&new, chunk_size).map_err(|_| "connect not encodable")?;
-    let (start, end) = (received.start as usize, received.end as usize);
-    let mut out = Vec::with_capacity(pending.len() + encoded.len());
-    out.extend_from_slice(&pending[..start]);
+    let mut out = Vec::with_capacity(received.start as usize + encoded.len());
+    out.extend_from_slice(&pending[..received.start as usize]);
     out.extend_from_slice(&encoded);
-    out.extend_from_slice(&pending[end..]);
-    Ok(out)
+    Ok((out, length_changed))
 }
 
 /// Answers `connect` with an RTMP `_error` and closes: a clear refusal
