@@ -13,9 +13,9 @@ use serde::Deserialize;
 use crate::cli::Cli;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
 use crate::proxy_protocol::{DEFAULT_TRUSTED, ProxyVersion};
+use crate::routes::RouteRule;
 use crate::rtmpt::RtmptSettings;
 use crate::tls::CertPair;
-use crate::routes::RouteRule;
 use crate::upstream::UpstreamTrust;
 use ipnet::IpNet;
 

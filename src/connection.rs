@@ -22,8 +22,8 @@ use crate::metrics::{CloseLabels, ListenerLabels};
 use crate::net::ClientSocket;
 use crate::proxy_protocol;
 use crate::relay::{self, RelayEnd};
-use crate::{routed, rtmpt};
 use crate::sniff::{Rewind, Sniffed};
+use crate::{routed, rtmpt};
 
 /// Room for the first read: an RTMP C0+C1 (1537 bytes) or an HTTP request
 /// head usually arrives whole in one segment.
