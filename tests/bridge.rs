@@ -993,3 +993,38 @@ async fn shutdown_drains_live_relay_then_closes_it() {
     .await;
     assert!(refused.is_err(), "still accepting after shutdown");
 }
+
+// ---------------------------------------------------------------------------
+// Connection cap
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn connection_cap_pauses_accepting_until_a_slot_frees() {
+    let mut upstream = TestUpstream::start().await;
+    let gw = start_gateway(&[RTMP], upstream.addr, |c| c.max_connections = 1).await;
+    let first = connect_tcp(gw.rtmp()).await;
+    let mut live = LiveRelay::establish(first, &mut upstream).await;
+    live.check("the one allowed connection").await;
+
+    // The second waits in the backlog: no handshake answer while the first lives.
+    let mut second = connect_tcp(gw.rtmp()).await;
+    let c0c1 = [&[RTMP_VERSION][..], &handshake_block(0, 2)].concat();
+    second.write_all(&c0c1).await.unwrap();
+    gw.wait_metric(
+        "rtmpgate_limit_hits_total",
+        &[("limit", "max_connections")],
+        1.0,
+    )
+    .await;
+    let mut s0 = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut s0)).await;
+    assert!(early.is_err(), "second connection served above the cap");
+    live.check("the first is undisturbed").await;
+
+    // Freeing the slot lets the second through.
+    drop(live);
+    within(STEP, "second connection served", second.read_exact(&mut s0))
+        .await
+        .unwrap();
+    assert_eq!(s0[0], RTMP_VERSION);
+}
