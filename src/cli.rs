@@ -236,6 +236,14 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", env = "RTMPGATE_RTMPT_MAX_BODY")]
     pub rtmpt_max_body: Option<u64>,
 
+    /// RTMPT: prefix session ids with `TAG.` so a load balancer can route
+    /// /send, /idle and /close to this replica by path prefix, with no
+    /// shared state (e.g. the pod name of a StatefulSet). 1 to 29 of
+    /// A-Z a-z 0-9 - _.
+    /// Example: --replica-tag rtmpgate-0
+    #[arg(long, value_name = "TAG", env = "RTMPGATE_REPLICA_TAG")]
+    pub replica_tag: Option<String>,
+
     /// RTMPT: let a session be used from any client address, not only the
     /// one that opened it (for forward proxies with several egress
     /// addresses). Ids stay 128-bit random either way.

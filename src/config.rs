@@ -55,6 +55,8 @@ pub struct Config {
     pub rtmpt: RtmptSettings,
     /// Admin endpoint (health, readiness, metrics), if enabled.
     pub admin: Option<std::net::SocketAddr>,
+    /// Prefix of this replica's RTMPT session ids, if any.
+    pub replica_tag: Option<String>,
     /// PROXY header sent to the upstream, if any.
     pub upstream_proxy_protocol: Option<ProxyVersion>,
     /// Sources whose PROXY headers are believed.
@@ -126,6 +128,7 @@ impl Default for Config {
             max_connections_per_client: 0,
             rtmpt: RtmptSettings::default(),
             admin: None,
+            replica_tag: None,
             upstream_proxy_protocol: None,
             proxy_protocol_from: DEFAULT_TRUSTED
                 .iter()
@@ -195,6 +198,7 @@ struct FileConfig {
     admin: Option<std::net::SocketAddr>,
     upstream_proxy_protocol: Option<ProxyVersion>,
     proxy_protocol_from: Option<Vec<IpNet>>,
+    replica_tag: Option<String>,
 }
 
 /// `upstream = "rtmp://…"` or `upstream = ["rtmp://a", "rtmp://b"]`.
@@ -463,6 +467,7 @@ impl Config {
                 r
             },
             admin: cli.admin.or(file.admin),
+            replica_tag: cli.replica_tag.clone().or(file.replica_tag),
             upstream_proxy_protocol: cli.upstream_proxy_protocol.or(file.upstream_proxy_protocol),
             proxy_protocol_from: if !cli.proxy_protocol_from.is_empty() {
                 cli.proxy_protocol_from.clone()
@@ -497,6 +502,17 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "max_connections",
                 why: "must be at least 1".into(),
+            });
+        }
+        if let Some(tag) = &self.replica_tag
+            && !crate::rtmpt::table::valid_tag(tag)
+        {
+            return Err(ConfigError::Invalid {
+                setting: "replica_tag",
+                why: format!(
+                    "`{tag}` must be 1 to {} characters of A-Z a-z 0-9 - _ (no dot)",
+                    crate::rtmpt::table::MAX_TAG_LEN
+                ),
             });
         }
         if self.rtmpt.limits.max_sessions == 0 || self.rtmpt.limits.max_per_client == 0 {

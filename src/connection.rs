@@ -229,7 +229,14 @@ where
         }
         _ => base,
     };
+    let draining = ctx.draining.load(Relaxed);
     let rejected = match sniffed {
+        // Listeners stay open while a drain waits for RTMPT sessions; new
+        // streams belong on another replica.
+        Sniffed::Rtmp | Sniffed::Rtmpe if draining => {
+            tracing::info!("new stream while draining; refused");
+            "draining"
+        }
         Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => {
             if sniffed == Sniffed::Rtmpe {
                 tracing::info!("RTMPE client: relayed unchanged, encryption not terminated");

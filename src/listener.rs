@@ -31,6 +31,9 @@ use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
 use crate::upstream::{UpstreamStream, UpstreamTlsError, Upstreams};
 use crate::{proxy_protocol, upstream};
 
+/// How often the drain looks whether RTMPT sessions are gone.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -42,6 +45,9 @@ pub(crate) struct ServeContext {
     pub(crate) tls: Option<TlsAcceptor>,
     /// Fires when the drain period is over: live relays close.
     pub(crate) abort: CancellationToken,
+    /// Fires when a drain has no RTMPT session left to serve (or is over):
+    /// idle HTTP keep-alive connections close. A child of `abort`.
+    pub(crate) http_done: CancellationToken,
     /// RTMPT session table and settings.
     pub(crate) rtmpt: Rtmpt,
     /// Set once shutdown begins: readiness turns false.
@@ -168,12 +174,14 @@ impl Gateway {
             ),
             None => None,
         };
+        let abort = CancellationToken::new();
         Ok(Self {
             ctx: Arc::new(ServeContext {
-                rtmpt: Rtmpt::new(config.rtmpt),
+                rtmpt: Rtmpt::new(config.rtmpt, config.replica_tag.clone()),
                 metrics,
                 tls,
-                abort: CancellationToken::new(),
+                http_done: abort.child_token(),
+                abort,
                 draining: AtomicBool::new(false),
                 per_client: PerClient::new(config.max_connections_per_client),
                 upstreams,
@@ -251,15 +259,27 @@ impl Gateway {
         }
         shutdown.await;
         self.ctx.draining.store(true, Relaxed);
-        stop_accepting.cancel();
-        tracker.close();
         let drain = self.ctx.config.timeouts.drain;
+        let deadline = tokio::time::Instant::now() + drain;
         tracing::info!(
             live = tracker.len(),
+            rtmpt_sessions = self.ctx.rtmpt.table.len(),
             ?drain,
-            "shutting down: draining live connections"
+            "shutting down: draining live connections and RTMPT sessions"
         );
-        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        // RTMPT clients open new TCP connections for their requests, so
+        // while sessions live the listeners stay open; new RTMP streams and
+        // new sessions are refused meanwhile (see `connection`, `rtmpt`).
+        while !self.ctx.rtmpt.table.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        stop_accepting.cancel();
+        self.ctx.http_done.cancel();
+        tracker.close();
+        if tokio::time::timeout_at(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 live = tracker.len(),
                 "drain timeout reached; closing the rest"

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtmpgate::rtmpt::RtmptSettings;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use common::{
-    LiveRelay, ReadEnd, STEP, TestUpstream, UpstreamMode, assert_bytes_eq, connect_rtmps,
-    connect_tcp, fresh_seed, pattern, start_gateway, within,
+    CLOSED, LiveRelay, RTMP_VERSION, ReadEnd, STEP, TestUpstream, UpstreamMode, assert_bytes_eq,
+    connect_rtmps, connect_tcp, fresh_seed, handshake_block, pattern, read_until_closed,
+    start_gateway, within,
 };
 use rtmpt_support::{
     HttpConn, LiveTunnel, Pusher, Tunnel, close_req, idle_req, open_req, parse_open_body, post,
@@ -1039,4 +1041,76 @@ async fn close_is_applied_when_the_client_hangs_up_without_reading() {
     assert_bytes_eq("bytes before the close", &end.bytes, &last);
     gw.wait_metric(SESSIONS_CLOSED, &[("reason", "client_closed")], 1.0)
         .await;
+}
+
+// ---------------------------------------------------------------------------
+// Scale-out: replica tags, learned stickiness, draining with live sessions
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn replica_tag_prefixes_ids_and_open_names_the_session_in_a_header() {
+    let upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    let gw = start_gateway(&[RTMP], upstream.addr, |c| {
+        c.replica_tag = Some("rtmpgate-1".into());
+    })
+    .await;
+    let mut c = HttpConn::tcp(gw.rtmp()).await;
+    let res = c.roundtrip(&open_req()).await;
+    res.expect_status(200, "/open");
+    let id = parse_open_body(&res.body);
+    assert!(id.starts_with("rtmpgate-1."), "{id}");
+    assert!(id.len() <= 62 && url_safe(&id), "{id}");
+    assert_eq!(res.header("X-Rtmpt-Session"), Some(id.as_str()));
+    assert!(
+        res.head_text().contains("\r\nX-Rtmpt-Session: "),
+        "title case on the wire: {}",
+        res.head_text()
+    );
+}
+
+#[tokio::test]
+async fn draining_keeps_live_sessions_served_and_refuses_new_ones() {
+    let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    let mut gw = start_gateway(&[RTMP], upstream.addr, |c| {
+        c.timeouts.drain = Duration::from_secs(20);
+    })
+    .await;
+    let addr = gw.rtmp();
+    let mut t = Tunnel::open_tcp(addr).await;
+    let conn = upstream.next_conn().await;
+    let before = pattern(1, 5_000);
+    t.send(&before).await;
+    conn.expect_bytes("before the drain", &before).await;
+
+    gw.trigger_shutdown();
+    // New sessions go elsewhere.
+    let refused = within(STEP, "open while draining", async {
+        loop {
+            let mut c = HttpConn::tcp(addr).await;
+            let res = c.roundtrip(&open_req()).await;
+            if res.status == 503 {
+                break res;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(!refused.body.is_empty());
+    // A new RTMP stream is refused too.
+    let mut rtmp = connect_tcp(addr).await;
+    rtmp.write_all(&[&[RTMP_VERSION][..], &handshake_block(0, 3)].concat())
+        .await
+        .unwrap();
+    read_until_closed(&mut rtmp, STEP, "new stream refused while draining").await;
+    gw.wait_metric(CLOSED, &[("reason", "draining")], 1.0).await;
+
+    // The live session keeps working, even over a brand-new connection.
+    t.conn = HttpConn::tcp(addr).await;
+    let during = pattern(2, 5_000);
+    t.send(&during).await;
+    conn.expect_bytes("during the drain", &[&before[..], &during].concat())
+        .await;
+    t.close().await.expect_status(200, "/close while draining");
+    // With the last session gone the drain ends long before its 20 s.
+    within(Duration::from_secs(8), "drain ends", gw.wait_stopped()).await;
 }

@@ -98,11 +98,12 @@ pub struct Rtmpt {
 }
 
 impl Rtmpt {
-    /// Empty state for these settings.
-    pub fn new(settings: RtmptSettings) -> Self {
+    /// Empty state for these settings; session ids start with `replica_tag.`
+    /// when one is given.
+    pub fn new(settings: RtmptSettings, replica_tag: Option<String>) -> Self {
         Self {
             settings,
-            table: Arc::new(SessionTable::new(settings.limits)),
+            table: Arc::new(SessionTable::new(settings.limits, replica_tag)),
         }
     }
 }
@@ -157,7 +158,9 @@ where
                 tracing::debug!(%err, "rtmpt connection ended with an error");
             }
         }
-        () = ctx.abort.cancelled() => {
+        // Draining and no session left to serve (or the drain is over):
+        // finish the request in flight, then close the keep-alive.
+        () = ctx.http_done.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
         }
@@ -292,6 +295,14 @@ async fn open(ctx: &ServeContext, addrs: ClientAddrs, body: Incoming) -> Respons
     let peer = addrs.peer;
     if let Err(res) = discard_small(body).await {
         return res;
+    }
+    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        // Not ready: balancers send new sessions elsewhere; one that still
+        // arrives here is told to retry.
+        return reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: open the session elsewhere",
+        );
     }
     let (tx, rx) = mpsc::channel(session::COMMAND_CHANNEL);
     let id = match ctx.rtmpt.table.insert(peer.ip(), tx) {

@@ -29,13 +29,21 @@ fn build(status: StatusCode, head: Bytes, tail: Bytes) -> Response<ReplyBody> {
     res
 }
 
+/// Header carrying the new session id on `/open` replies, so a balancer can
+/// learn stickiness from it (HAProxy `stick store-response`).
+pub const SESSION_HEADER: &str = "x-rtmpt-session";
+
 /// 200 to `/open/1`: the id and exactly one `\n`, no delay byte (librtmp
 /// takes Content-Length − 1 bytes as the id; ffmpeg trims white space).
 pub fn opened(id: &str) -> Response<ReplyBody> {
     let mut body = Vec::with_capacity(id.len() + 1);
     body.extend_from_slice(id.as_bytes());
     body.push(b'\n');
-    build(StatusCode::OK, Bytes::from(body), Bytes::new())
+    let mut res = build(StatusCode::OK, Bytes::from(body), Bytes::new());
+    if let Ok(value) = HeaderValue::from_str(id) {
+        res.headers_mut().insert(SESSION_HEADER, value);
+    }
+    res
 }
 
 /// The reply a session gave, as HTTP.
@@ -91,6 +99,7 @@ mod tests {
         let res = opened("abc");
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["content-type"], "application/x-fcs");
+        assert_eq!(res.headers()[SESSION_HEADER], "abc");
         assert_eq!(body_bytes(res).await, b"abc\n");
     }
 

@@ -60,21 +60,43 @@ struct Inner {
 pub struct SessionTable {
     inner: Mutex<Inner>,
     limits: TableLimits,
+    /// This replica's id prefix, if any.
+    tag: Option<String>,
 }
 
-/// A fresh unguessable, URL-safe session id (32 lowercase hex digits).
-pub fn new_session_id() -> String {
+/// Longest replica tag: `TAG.` plus 32 hex digits stays within 62 bytes
+/// (ffmpeg keeps at most 63 bytes of an id; librtmp drops the last byte).
+pub const MAX_TAG_LEN: usize = 29;
+
+/// Whether `tag` can prefix session ids: 1 to [`MAX_TAG_LEN`] URL-safe
+/// characters without a dot (the dot separates tag and random part).
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=MAX_TAG_LEN).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A fresh unguessable, URL-safe session id: 32 lowercase hex digits from
+/// the OS CSPRNG, after `TAG.` when this replica has a tag, so a balancer
+/// can route by path prefix with no shared state.
+pub fn new_session_id(tag: Option<&str>) -> String {
     let mut raw = [0u8; ID_RANDOM_BYTES];
     getrandom::fill(&mut raw).expect("the OS random source is available");
-    format!("{:032x}", u128::from_be_bytes(raw))
+    let random = u128::from_be_bytes(raw);
+    match tag {
+        Some(tag) => format!("{tag}.{random:032x}"),
+        None => format!("{random:032x}"),
+    }
 }
 
 impl SessionTable {
-    /// An empty table with these limits.
-    pub fn new(limits: TableLimits) -> Self {
+    /// An empty table with these limits, prefixing ids with `tag`.
+    pub fn new(limits: TableLimits, tag: Option<String>) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             limits,
+            tag,
         }
     }
 
@@ -96,7 +118,7 @@ impl SessionTable {
         }
         *count += 1;
         loop {
-            let id = new_session_id();
+            let id = new_session_id(self.tag.as_deref());
             if let MapEntry::Vacant(slot) = inner.sessions.entry(id.clone()) {
                 slot.insert(Entry {
                     tx,
@@ -182,21 +204,35 @@ mod tests {
     use super::*;
 
     fn table(max_sessions: usize, max_per_client: usize) -> SessionTable {
-        SessionTable::new(TableLimits {
-            max_sessions,
-            max_per_client,
-            expiry: Duration::from_secs(30),
-            bind_client: true,
-        })
+        SessionTable::new(
+            TableLimits {
+                max_sessions,
+                max_per_client,
+                expiry: Duration::from_secs(30),
+                bind_client: true,
+            },
+            None,
+        )
     }
 
     #[test]
     fn ids_are_128_bit_hex_and_distinct() {
-        let a = new_session_id();
-        let b = new_session_id();
+        let a = new_session_id(None);
+        let b = new_session_id(None);
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+        let tag = "t".repeat(MAX_TAG_LEN);
+        let tagged = new_session_id(Some(&tag));
+        assert_eq!(tagged.len(), 62);
+        assert!(tagged.starts_with(&format!("{tag}.")));
+        assert!(crate::rtmpt::path::parse(&format!("/idle/{tagged}/0")).is_some());
+        assert!(
+            valid_tag("rtmpgate-0")
+                && !valid_tag("a.b")
+                && !valid_tag("")
+                && !valid_tag(&"x".repeat(30))
+        );
     }
 
     #[test]
