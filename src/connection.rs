@@ -172,10 +172,11 @@ async fn serve_socket(
     match tokio::time::timeout(ctx.config.timeouts.tls_handshake, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => serve_stream(ctx, tls, addrs, scheme, &quickack).await,
         Ok(Err(err)) => {
-            tracing::warn!(%err, "TLS handshake failed");
+            let reason = tls_failure_reason(&err);
+            tracing::warn!(%err, reason, "TLS handshake failed");
             ctx.metrics
                 .tls_failures
-                .get_or_create(&crate::metrics::ReasonLabels { reason: "error" })
+                .get_or_create(&crate::metrics::ReasonLabels { reason })
                 .inc();
             Outcome::early("tls", CloseReason::TlsFailed)
         }
@@ -190,6 +191,23 @@ async fn serve_socket(
                 .inc();
             Outcome::early("tls", CloseReason::TlsTimeout)
         }
+    }
+}
+
+/// A short, bounded label for a failed TLS handshake, for the metric.
+fn tls_failure_reason(err: &std::io::Error) -> &'static str {
+    use rustls::Error as E;
+    match err.get_ref().and_then(|e| e.downcast_ref::<E>()) {
+        // Not TLS at all (plain RTMP or HTTP on a TLS port, scanners).
+        Some(E::InvalidMessage(_)) => "not_tls",
+        // No common version, cipher suite or group.
+        Some(E::PeerIncompatible(_)) => "incompatible",
+        // The client refused us, typically our certificate (self-signed,
+        // wrong name, expired).
+        Some(E::AlertReceived(_)) => "alert_from_client",
+        Some(_) => "protocol_error",
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => "client_gone",
+        None => "io_error",
     }
 }
 

@@ -504,7 +504,7 @@ async fn garbage_instead_of_client_hello_is_closed() {
     assert_eq!(
         gw.metric(
             "rtmpgate_tls_handshake_failures_total",
-            &[("reason", "error")]
+            &[("reason", "not_tls")]
         ),
         1.0
     );
@@ -513,7 +513,7 @@ async fn garbage_instead_of_client_hello_is_closed() {
 #[tokio::test]
 async fn plain_http_on_rtmps_port_is_closed() {
     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n".to_vec();
-    let (_, closed) = bad_input_case(
+    let (gw, closed) = bad_input_case(
         |_| {},
         ListenScheme::Rtmps,
         |addr| raw_offender(addr, request),
@@ -524,6 +524,13 @@ async fn plain_http_on_rtmps_port_is_closed() {
     assert!(
         !closed.bytes.starts_with(b"HTTP/"),
         "no HTTP answer on a TLS port"
+    );
+    assert_eq!(
+        gw.metric(
+            "rtmpgate_tls_handshake_failures_total",
+            &[("reason", "not_tls")]
+        ),
+        1.0
     );
 }
 
