@@ -12,5 +12,6 @@ for n in "${names[@]}"; do
 done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
   -subj "/CN=${names[0]}" -addext "subjectAltName=${san%,}" \
+  -addext "basicConstraints=critical,CA:FALSE" \
   -keyout "$dir/dev.key" -out "$dir/dev.crt" 2>/dev/null
 echo "wrote $dir/dev.crt and $dir/dev.key for: ${names[*]}"

@@ -142,7 +142,8 @@ async fn serve_socket(
         match proxy_protocol::read_header(&mut socket, ctx.config.timeouts.first_bytes).await {
             Ok(received) => {
                 let client = received.client.unwrap_or(peer);
-                tracing::info!(%client, "PROXY header received");
+                tracing::Span::current().record("client", tracing::field::display(client));
+                tracing::info!("PROXY header received");
                 (client, received.rest)
             }
             Err(err) => {

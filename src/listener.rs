@@ -60,6 +60,8 @@ pub(crate) struct ServeContext {
     pub(crate) routes: Vec<(RouteRule, Upstreams)>,
     /// Every connection and RTMPT session task: the drain waits for all.
     pub(crate) tasks: TaskTracker,
+    /// Source of connection ids for logs, unique across listeners.
+    pub(crate) next_conn_id: std::sync::atomic::AtomicU64,
 }
 
 /// A client connection's two ends, as used for logs, limits and PROXY
@@ -187,6 +189,7 @@ impl Gateway {
                 upstreams,
                 routes,
                 tasks: TaskTracker::new(),
+                next_conn_id: std::sync::atomic::AtomicU64::new(0),
                 config,
             }),
             listeners,
@@ -339,7 +342,6 @@ async fn accept_loop(
     tracker: TaskTracker,
     stop: CancellationToken,
 ) {
-    let mut next_id: u64 = 0;
     loop {
         let permit = match Arc::clone(&permits).try_acquire_owned() {
             Ok(p) => p,
@@ -371,8 +373,15 @@ async fn accept_loop(
             }
         };
         crate::net::tune_stream(&stream);
-        next_id += 1;
-        let span = tracing::info_span!("conn", listener = %url.scheme, %peer, id = next_id);
+        let id = ctx.next_conn_id.fetch_add(1, Relaxed) + 1;
+        // `client` is filled in when a PROXY header names the real client.
+        let span = tracing::info_span!(
+            "conn",
+            listener = %url.scheme,
+            %peer,
+            id,
+            client = tracing::field::Empty
+        );
         let ctx = Arc::clone(&ctx);
         tracker.spawn(
             async move {

@@ -31,7 +31,7 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 ensure_peers() {
     local missing=()
     local cmd
-    for cmd in ffmpeg ffprobe rtmpdump nginx python3 timeout; do
+    for cmd in ffmpeg ffprobe rtmpdump nginx python3 timeout stunnel openssl; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
     done
     [[ -f "$NGX_RTMP_MODULE" ]] || missing+=("$NGX_RTMP_MODULE")
@@ -46,13 +46,13 @@ ensure_peers() {
     if command -v apt-get >/dev/null 2>&1; then
         "${sudo[@]}" apt-get update || log "apt-get update failed"
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y \
-            ffmpeg rtmpdump nginx libnginx-mod-rtmp python3 coreutils ||
+            ffmpeg rtmpdump nginx libnginx-mod-rtmp python3 coreutils stunnel4 openssl ||
             log "apt-get install failed"
     else
         log "apt-get not available"
     fi
     missing=()
-    for cmd in ffmpeg ffprobe rtmpdump nginx python3 timeout; do
+    for cmd in ffmpeg ffprobe rtmpdump nginx python3 timeout stunnel openssl; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
     done
     [[ -f "$NGX_RTMP_MODULE" ]] || missing+=("$NGX_RTMP_MODULE (libnginx-mod-rtmp)")
@@ -212,28 +212,71 @@ wait_port() {
 
 # ---------------------------------------------------------------- servers --
 
-# start_nginx PORT [MAX_MESSAGE]: nginx-rtmp upstream with a private conf.
+# start_nginx_instance VAR DIR PORT [SERVER_EXTRA [RTMP_EXTRA [MAX_MESSAGE]]]:
+# an nginx-rtmp from nginx.conf.in in DIR (conf, error.log, stderr.log),
+# listening on 127.0.0.1:PORT (and whatever SERVER_EXTRA adds: more listen
+# lines, applications, access_log; RTMP_EXTRA goes in the rtmp block:
+# log_format). Stores the PID in VAR. Returns 1 (with the logs' tails on
+# stderr) if nginx refuses the configuration or does not listen.
+start_nginx_instance() {
+    local __nvar="$1" __dir="$2" __port="$3" __server_extra="${4:-}" __rtmp_extra="${5:-}"
+    local __max_message="${6:-1M}" __npid
+    printf -v "$__nvar" '%s' ""
+    mkdir -p "$__dir/logs"
+    sed -e "s|@MODULE@|$NGX_RTMP_MODULE|g" \
+        -e "s|@WORK@|$__dir|g" \
+        -e "s|@PORT@|$__port|g" \
+        -e "s|@MAX_MESSAGE@|$__max_message|g" \
+        "$INTEROP_LIB_DIR/nginx.conf.in" |
+        SERVER_EXTRA="$__server_extra" RTMP_EXTRA="$__rtmp_extra" awk '
+            $1 == "@SERVER_EXTRA@" { if (ENVIRON["SERVER_EXTRA"] != "") print ENVIRON["SERVER_EXTRA"]; next }
+            $1 == "@RTMP_EXTRA@" { if (ENVIRON["RTMP_EXTRA"] != "") print ENVIRON["RTMP_EXTRA"]; next }
+            { print }' >"$__dir/nginx.conf"
+    if ! nginx -t -p "$__dir/" -c "$__dir/nginx.conf" -e "$__dir/error.log" \
+        >"$__dir/test.log" 2>&1; then
+        cat "$__dir/test.log" >&2
+        log "nginx -t refused $__dir/nginx.conf"
+        return 1
+    fi
+    spawn __npid "${NGINX_LIFETIME:-600}" "$__dir/stderr.log" \
+        nginx -p "$__dir/" -c "$__dir/nginx.conf" -e "$__dir/error.log"
+    printf -v "$__nvar" '%s' "$__npid"
+    if ! wait_port "$__port" "$__npid" 15; then
+        tail -n 30 "$__dir/stderr.log" "$__dir/error.log" >&2 2>/dev/null || true
+        log "nginx-rtmp ($__dir) did not listen on 127.0.0.1:$__port"
+        return 1
+    fi
+    log "nginx-rtmp listening on 127.0.0.1:$__port (pid $__npid, $__dir)"
+}
+
+# start_nginx PORT [MAX_MESSAGE]: the main nginx-rtmp upstream (application
+# live), in $WORK/nginx; sets NGINX_PID and NGINX_ERROR_LOG.
 start_nginx() {
     local port="$1" max_message="${2:-1M}"
-    mkdir -p "$WORK/nginx/logs"
     NGINX_ERROR_LOG="$WORK/nginx/error.log"
-    sed -e "s|@MODULE@|$NGX_RTMP_MODULE|g" \
-        -e "s|@WORK@|$WORK/nginx|g" \
-        -e "s|@PORT@|$port|g" \
-        -e "s|@MAX_MESSAGE@|$max_message|g" \
-        "$INTEROP_LIB_DIR/nginx.conf.in" >"$WORK/nginx/nginx.conf"
-    nginx -t -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$NGINX_ERROR_LOG" \
-        >"$WORK/nginx/test.log" 2>&1 || {
-        cat "$WORK/nginx/test.log" >&2
-        die "nginx -t refused the generated configuration"
-    }
-    spawn NGINX_PID "${NGINX_LIFETIME:-600}" "$WORK/nginx/stderr.log" \
-        nginx -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$NGINX_ERROR_LOG"
-    if ! wait_port "$port" "$NGINX_PID" 15; then
-        tail -n 30 "$WORK/nginx/stderr.log" "$NGINX_ERROR_LOG" >&2 2>/dev/null || true
-        die "nginx-rtmp did not listen on 127.0.0.1:$port"
-    fi
-    log "nginx-rtmp listening on 127.0.0.1:$port (pid $NGINX_PID)"
+    start_nginx_instance NGINX_PID "$WORK/nginx" "$port" "" "" "$max_message" ||
+        die "nginx-rtmp did not start on 127.0.0.1:$port"
+}
+
+# start_gate VAR NAME "PORT..." ARG...: another rtmpgate with ARGs (its own
+# --listen/--upstream/--config), log in $WORK/NAME.log; waits for every
+# PORT to listen. Stores the PID in VAR. Returns 1 (with the log's tail on
+# stderr) if a port does not listen.
+start_gate() {
+    local __gvar="$1" __name="$2" __ports="$3" __gpid __p
+    shift 3
+    printf -v "$__gvar" '%s' ""
+    spawn __gpid "${RTMPGATE_LIFETIME:-600}" "$WORK/$__name.log" \
+        env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$RTMPGATE_BIN" "$@"
+    printf -v "$__gvar" '%s' "$__gpid"
+    for __p in $__ports; do
+        if ! wait_port "$__p" "$__gpid" 15; then
+            tail -n 30 "$WORK/$__name.log" >&2 || true
+            log "rtmpgate $__name did not listen on 127.0.0.1:$__p"
+            return 1
+        fi
+    done
+    log "rtmpgate $__name listening on $__ports (pid $__gpid)"
 }
 
 # start_rtmpgate UPSTREAM_PORT LISTEN_URL...: starts rtmpgate and waits for
@@ -255,6 +298,34 @@ start_rtmpgate() {
         fi
     done
     log "rtmpgate listening on $* (pid $RTMPGATE_PID)"
+}
+
+# make_private_ca DIR NAME...: a private CA (DIR/ca.crt, CA:TRUE) and a
+# server certificate for NAMEs (DNS names or IPs) signed by it
+# (DIR/leaf.crt, DIR/leaf.key, CA:FALSE, serverAuth), ECDSA P-256, valid
+# 2 days; openssl's output in DIR/openssl.log. For `--upstream-ca`: rustls
+# (webpki) refuses a CA:TRUE certificate as the server's own
+# (CaUsedAsEndEntity), so the self-signed one of certs/make-dev-cert.sh
+# cannot be its own trust anchor.
+make_private_ca() {
+    local dir="$1" san="" n
+    shift
+    for n in "$@"; do
+        if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
+    done
+    mkdir -p "$dir"
+    printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+        "${san%,}" >"$dir/leaf.ext"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=rtmpgate interop CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$dir/ca.key" -out "$dir/ca.crt" &&
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=$1" -keyout "$dir/leaf.key" -out "$dir/leaf.csr" &&
+            openssl x509 -req -in "$dir/leaf.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+                -CAcreateserial -days 2 -extfile "$dir/leaf.ext" -out "$dir/leaf.crt"
+    } >"$dir/openssl.log" 2>&1
 }
 
 # ------------------------------------------------------------ ffmpeg -------

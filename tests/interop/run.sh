@@ -11,8 +11,12 @@
 # failure, never a skip. The last line is `interop: N passed, N failed`; the
 # exit status is 1 if any case failed.
 #
-# rtmpgate listens on rtmps:// (RTMPS + RTMPTS), rtmp:// (RTMP + RTMPT),
-# rtmpt:// and rtmpts:// (tunnel only), all relaying to one nginx-rtmp.
+# The main rtmpgate listens on rtmps:// (RTMPS + RTMPTS), rtmp:// (RTMP +
+# RTMPT), rtmpt:// and rtmpts:// (tunnel only), all relaying to one
+# nginx-rtmp. The last cases (PROXY protocol into nginx-rtmp, routing by app,
+# tcUrl rewrite, an RTMPS-only origin behind stunnel) start their own
+# nginx-rtmp / rtmpgate / stunnel / PROXY forwarder (proxy_forward.py) on
+# free ports and stop them when they end.
 #
 # To add a case: write a function `case_NAME` that ends with `pass NAME` or
 # `fail NAME "why" LOGS...`, and append NAME to ALL_CASES. Helpers live in
@@ -25,7 +29,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 ALL_CASES=(rtmps_publish_play rtmp_plain_publish_play rtmpdump_rtmps
     rtmpt_publish_play rtmpts_publish_play rtmpdump_rtmpt rtmpdump_rtmpts
-    shared_port dedicated_tunnel_ports)
+    shared_port dedicated_tunnel_ports
+    proxy_protocol_v1_nginx route_by_app route_tc_url_rewrite rtmps_only_origin)
 
 FPS=25
 PUBLISH_SECS=8
@@ -40,27 +45,37 @@ pass() {
     printf 'PASS %s\n' "$1"
 }
 
+# Logs of the running case's own peers (extra nginx, rtmpgate, stunnel…),
+# shown by fail; emptied before every case.
+CASE_LOGS=()
+# PIDs of the running case's own peers, stopped after the case.
+CASE_PIDS=()
+
 # fail NAME WHY [LOG...]: records a failure and prints the tails of the logs
-# given plus rtmpgate's and nginx's.
+# given, the case's own peers' (CASE_LOGS) and the main rtmpgate's and nginx's.
 fail() {
     local name="$1" why="$2"
     shift 2
     FAILED=$((FAILED + 1))
     printf 'FAIL %s: %s\n' "$name" "$why"
-    show_logs "$@" "$RTMPGATE_LOG" "$NGINX_ERROR_LOG"
+    show_logs "$@" ${CASE_LOGS[@]+"${CASE_LOGS[@]}"} "$RTMPGATE_LOG" "$NGINX_ERROR_LOG"
 }
 
-# publish_play NAME PUBLISH_URL GATE_PLAY_URL DIRECT_PLAY_URL [PUBLISH_URL
+# stream_check VAR NAME PUBLISH_URL GATE_PLAY_URL DIRECT_PLAY_URL [PUBLISH_URL
 # GATE_PLAY_URL DIRECT_PLAY_URL]...: for each group of three URLs starts two
 # players (through rtmpgate and directly on nginx), then the publisher; after
 # the publishers end (+3 s) stops the players and checks the decoded frames.
 # Several groups run at the same time (give each its own stream name); their
-# logs are NAME.1.*, NAME.2.*, ...
-publish_play() {
-    local name="$1"
-    shift
+# logs are NAME.1.*, NAME.2.*, ... Sets VAR to why it failed (empty if every
+# stream passed) and adds the failed streams' logs to CASE_LOGS. VAR must not
+# name one of stream_check's locals (name, groups, i, pid, rc, what, ...);
+# `why` is fine.
+stream_check() {
+    local __svar="$1" name="$2"
+    shift 2
+    printf -v "$__svar" '%s' ""
     if (($# == 0 || $# % 3 != 0)); then
-        fail "$name" "publish_play: URLs must come in groups of three"
+        printf -v "$__svar" '%s' "stream_check: URLs must come in groups of three"
         return 0
     fi
     local groups=$(($# / 3)) i
@@ -87,7 +102,7 @@ publish_play() {
     for pid in "${p_pubs[@]}"; do wait_exit "$pid" 35 || true; done
     sleep 3 # let the last frames reach the players
     stop_pids "${p_gates[@]}" "${p_directs[@]}" "${p_pubs[@]}"
-    local why="" logs=() rc n_gate n_direct what
+    local __why="" rc n_gate n_direct what
     for ((i = 0; i < groups; i++)); do
         rc=$(exit_code "${p_pubs[i]}")
         n_gate=$(progress_frames "$WORK/${pfx[i]}.play_gate.progress" "$WORK/${pfx[i]}.play_gate.log")
@@ -102,12 +117,21 @@ publish_play() {
             what="direct player (${direct_urls[i]}) decoded $n_direct frames, want >= $MIN_PLAYER_FRAMES of $SENT_FRAMES"
         fi
         if [[ -n "$what" ]]; then
-            why="${why:+$why; }$what"
-            logs+=("$WORK/${pfx[i]}.publish.log" "$WORK/${pfx[i]}.play_gate.log" "$WORK/${pfx[i]}.play_direct.log")
+            __why="${__why:+$__why; }$what"
+            CASE_LOGS+=("$WORK/${pfx[i]}.publish.log" "$WORK/${pfx[i]}.play_gate.log" "$WORK/${pfx[i]}.play_direct.log")
         fi
     done
+    printf -v "$__svar" '%s' "$__why"
+}
+
+# publish_play NAME URL...: stream_check (same arguments after NAME), then
+# the verdict: the streams passed and the main rtmpgate is still running.
+publish_play() {
+    local name="$1" why
+    shift
+    stream_check why "$name" "$@"
     if [[ -n "$why" ]]; then
-        fail "$name" "$why" "${logs[@]}"
+        fail "$name" "$why"
     elif ! alive "$RTMPGATE_PID"; then
         fail "$name" "rtmpgate exited during the case"
     else
@@ -306,6 +330,291 @@ case_dedicated_tunnel_ports() {
         "rtmp://127.0.0.1:$NGINX_PORT/live/dts"
 }
 
+# ------------------------------------------- cases with their own peers ----
+# These start their own nginx-rtmp / rtmpgate / stunnel / forwarder on free
+# ports (PIDs in CASE_PIDS, stopped after the case) and leave the main ones
+# alone.
+
+# Access-log format of the cases' own nginx-rtmp (log_format is rtmp-level):
+# the client address nginx believes, what the session did, app, stream and
+# the tcUrl it got in connect. A line is written when a session ends.
+NGX_LOG_FORMAT="log_format gate '\$remote_addr \$command \"\$app\" \"\$name\" \"\$tcurl\"';"
+
+# ngx_access_log DIR: server-level directive for NGX_LOG_FORMAT into DIR/access.log.
+ngx_access_log() { printf 'access_log %s/access.log gate;' "$1"; }
+
+# wait_line FILE ERE SECS: waits up to SECS for a line of FILE matching ERE.
+wait_line() {
+    local file="$1" ere="$2" secs="$3" i
+    for ((i = 0; i < secs * 10; i++)); do
+        grep -a -q -E "$ere" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# expect_publish_refused VAR NAME URL: an ffmpeg publisher on URL must exit
+# non-zero within REFUSE_SECS. On failure sets VAR to why (empty on success).
+expect_publish_refused() {
+    local __rvar="$1" name="$2" url="$3" pid rc t0 ms
+    printf -v "$__rvar" '%s' ""
+    t0=$(date +%s%N)
+    spawn_publisher pid 30 "$name" "$url" "$PUBLISH_SECS"
+    if ! wait_exit "$pid" "$REFUSE_SECS"; then
+        stop_pid "$pid"
+        printf -v "$__rvar" '%s' "ffmpeg publishing to $url was not refused: still running after ${REFUSE_SECS}s"
+        return 0
+    fi
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    rc=$(exit_code "$pid")
+    log "$name: ffmpeg publishing to $url exited with status $rc after ${ms}ms: $(grep -a -v '^ *$' "$WORK/$name.log" | tail -n 1)"
+    [[ "$rc" != 0 ]] || printf -v "$__rvar" '%s' "ffmpeg publishing to $url exited with status 0, want non-zero"
+}
+
+# j. PROXY protocol v1 into nginx-rtmp's `listen … proxy_protocol` port.
+# The client address must differ from rtmpgate's for the test to mean
+# anything, and ffmpeg cannot choose its source address, so a forwarder
+# (proxy_forward.py, standing in for a load balancer with send-proxy) puts
+# `PROXY TCP4 203.0.113.7 …` in front of each ffmpeg connection into an
+# rtmpgate listener with ?proxy_protocol=1; that rtmpgate sends v1 with the
+# real client address to nginx. nginx's access log must name 203.0.113.7 for
+# the publisher and the player that came through rtmpgate, and 127.0.0.1 for
+# the direct player (its plain port).
+case_proxy_protocol_v1_nginx() {
+    local name=proxy_protocol_v1_nginx ports n_plain n_pp g_port f_port ngx="" gate="" fwd="" why
+    mapfile -t ports < <(free_ports 4)
+    n_plain=${ports[0]} n_pp=${ports[1]} g_port=${ports[2]} f_port=${ports[3]}
+    local dir="$WORK/$name.nginx"
+    CASE_LOGS+=("$dir/error.log" "$dir/access.log" "$WORK/$name.gate.log" "$WORK/$name.forward.log")
+    if ! start_nginx_instance ngx "$dir" "$n_plain" \
+        "listen 127.0.0.1:$n_pp proxy_protocol; $(ngx_access_log "$dir")" "$NGX_LOG_FORMAT"; then
+        CASE_PIDS+=("$ngx")
+        fail "$name" "nginx-rtmp with a proxy_protocol port did not start"
+        return 0
+    fi
+    CASE_PIDS+=("$ngx")
+    wait_port "$n_pp" "$ngx" 5 || { fail "$name" "nginx-rtmp does not listen on its proxy_protocol port $n_pp"; return 0; }
+    if ! start_gate gate "$name.gate" "$g_port" \
+        --listen "rtmp://127.0.0.1:$g_port?proxy_protocol=1" \
+        --upstream "rtmp://127.0.0.1:$n_pp" --upstream-proxy-protocol v1 --drain-timeout 1s; then
+        CASE_PIDS+=("$gate")
+        fail "$name" "rtmpgate with ?proxy_protocol=1 and --upstream-proxy-protocol v1 did not start"
+        return 0
+    fi
+    CASE_PIDS+=("$gate")
+    spawn fwd 120 "$WORK/$name.forward.log" \
+        python3 "$INTEROP_LIB_DIR/proxy_forward.py" "$f_port" "$g_port" 203.0.113.7 40000
+    CASE_PIDS+=("$fwd")
+    wait_port "$f_port" "$fwd" 10 || { fail "$name" "the PROXY forwarder did not listen on $f_port"; return 0; }
+
+    stream_check why "$name" \
+        "rtmp://127.0.0.1:$f_port/live/pp" \
+        "rtmp://127.0.0.1:$f_port/live/pp" \
+        "rtmp://127.0.0.1:$n_plain/live/pp"
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+    local al="$dir/access.log"
+    if ! wait_line "$al" '^203\.0\.113\.7 PUBLISH "live" "pp"' 5; then
+        fail "$name" "nginx-rtmp's access log has no PUBLISH of live/pp from 203.0.113.7 (the address in the forwarder's PROXY header)"
+    elif ! wait_line "$al" '^203\.0\.113\.7 PLAY "live" "pp"' 5; then
+        fail "$name" "nginx-rtmp's access log has no PLAY of live/pp from 203.0.113.7 (the player through rtmpgate)"
+    elif ! wait_line "$al" '^127\.0\.0\.1 PLAY "live" "pp"' 5; then
+        fail "$name" "nginx-rtmp's access log has no PLAY of live/pp from 127.0.0.1 (the direct player)"
+    elif grep -a -E '^127\.0\.0\.1 PUBLISH' "$al" >/dev/null; then
+        fail "$name" "nginx-rtmp logged a PUBLISH from 127.0.0.1: rtmpgate's address, not the client's"
+    elif ! grep -a -q '203\.0\.113\.7' "$WORK/$name.gate.log"; then
+        fail "$name" "rtmpgate's log never names the client 203.0.113.7"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        log "$name: nginx access log: $(tr '\n' '|' <"$al")"
+        pass "$name"
+    fi
+}
+
+# k. Routing by the connect's app to two nginx-rtmp origins A and B (both
+# serve applications a and b, so a stream sent to the wrong origin would be
+# accepted there and only the origin checks below catch it): a/x and b/y are
+# published at the same time over rtmps:// through rtmpgate; each plays back
+# from its own origin (and through rtmpgate) and never from the other one
+# (players on B's a/x and A's b/y decode nothing). An app no route matches
+# is refused at once (rtmpgate answers connect with _error, reason no_route).
+case_route_by_app() {
+    local name=route_by_app ports na nb g ngx_a="" ngx_b="" gate="" why why_p why_r conf
+    mapfile -t ports < <(free_ports 3)
+    na=${ports[0]} nb=${ports[1]} g=${ports[2]}
+    local apps="application a { live on; } application b { live on; }"
+    CASE_LOGS+=("$WORK/$name.nginx_a/error.log" "$WORK/$name.nginx_b/error.log" "$WORK/$name.gate.log")
+    start_nginx_instance ngx_a "$WORK/$name.nginx_a" "$na" "$apps" || true
+    CASE_PIDS+=("$ngx_a")
+    start_nginx_instance ngx_b "$WORK/$name.nginx_b" "$nb" "$apps" || true
+    CASE_PIDS+=("$ngx_b")
+    alive "$ngx_a" && alive "$ngx_b" || { fail "$name" "an nginx-rtmp origin did not start"; return 0; }
+    conf="$WORK/$name.toml"
+    cat >"$conf" <<EOF
+listen = ["rtmps://127.0.0.1:$g"]
+drain_timeout = "1s"
+
+[[route]]
+app = "a"
+upstream = ["rtmp://127.0.0.1:$na"]
+
+[[route]]
+app = "b"
+upstream = ["rtmp://127.0.0.1:$nb"]
+EOF
+    CASE_LOGS+=("$conf")
+    start_gate gate "$name.gate" "$g" --config "$conf" || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate --config $conf did not start"; return 0; }
+
+    expect_refused why_r "$name.unknown_app_play" "rtmps://127.0.0.1:$g/zzz/k"
+    expect_publish_refused why_p "$name.unknown_app_publish" "rtmps://127.0.0.1:$g/zzz/k"
+    if [[ -n "$why_r$why_p" ]]; then
+        fail "$name" "${why_r}${why_r:+${why_p:+; }}${why_p}" \
+            "$WORK/$name.unknown_app_play.log" "$WORK/$name.unknown_app_publish.log"
+        return 0
+    fi
+    local n_no_route
+    n_no_route=$(grep -a 'connection closed' "$WORK/$name.gate.log" | grep -a -c 'reason="no_route"') || true
+    if ((n_no_route < 2)); then
+        fail "$name" "rtmpgate logged $n_no_route connection(s) closed with reason=\"no_route\", want 2 (the player and the publisher on app zzz)"
+        return 0
+    fi
+
+    local p_ba p_ab
+    spawn_player p_ba 60 "$name.b_has_no_ax" "rtmp://127.0.0.1:$nb/a/x"
+    spawn_player p_ab 60 "$name.a_has_no_by" "rtmp://127.0.0.1:$na/b/y"
+    stream_check why "$name" \
+        "rtmps://127.0.0.1:$g/a/x" "rtmps://127.0.0.1:$g/a/x" "rtmp://127.0.0.1:$na/a/x" \
+        "rtmps://127.0.0.1:$g/b/y" "rtmps://127.0.0.1:$g/b/y" "rtmp://127.0.0.1:$nb/b/y"
+    stop_pids "$p_ba" "$p_ab"
+    local f_ba f_ab
+    f_ba=$(progress_frames "$WORK/$name.b_has_no_ax.progress" "$WORK/$name.b_has_no_ax.log")
+    f_ab=$(progress_frames "$WORK/$name.a_has_no_by.progress" "$WORK/$name.a_has_no_by.log")
+    log "$name: wrong-origin players decoded: B a/x=$f_ba, A b/y=$f_ab (want 0)"
+    if [[ -n "$why" ]]; then
+        fail "$name" "$why"
+    elif ((f_ba > 0 || f_ab > 0)); then
+        fail "$name" "a stream reached the wrong origin: B a/x decoded $f_ba frames, A b/y $f_ab" \
+            "$WORK/$name.b_has_no_ax.log" "$WORK/$name.a_has_no_by.log"
+    elif ! grep -a -q 'routed.*route=0' "$WORK/$name.gate.log" ||
+        ! grep -a -q 'routed.*route=1' "$WORK/$name.gate.log"; then
+        fail "$name" "rtmpgate's log does not show connections routed by both rules (route=0 and route=1)"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        pass "$name"
+    fi
+}
+
+# l. A route with tc_url = "rtmp://origin.internal/a" (another length than
+# the client's tcUrl, so the connect is re-encoded and re-chunked): ffmpeg
+# publishes over rtmps:// and plays over rtmp:// through rtmpgate, and a
+# direct player decodes the stream from nginx-rtmp; nginx's access log shows
+# the rewritten tcUrl for both sessions through rtmpgate and the original
+# one for the direct player.
+case_route_tc_url_rewrite() {
+    local name=route_tc_url_rewrite ports nc g_tls g_plain ngx="" gate="" why conf
+    mapfile -t ports < <(free_ports 3)
+    nc=${ports[0]} g_tls=${ports[1]} g_plain=${ports[2]}
+    local dir="$WORK/$name.nginx"
+    CASE_LOGS+=("$dir/error.log" "$dir/access.log" "$WORK/$name.gate.log")
+    start_nginx_instance ngx "$dir" "$nc" \
+        "application a { live on; } $(ngx_access_log "$dir")" "$NGX_LOG_FORMAT" || true
+    CASE_PIDS+=("$ngx")
+    alive "$ngx" || { fail "$name" "nginx-rtmp did not start"; return 0; }
+    conf="$WORK/$name.toml"
+    cat >"$conf" <<EOF
+listen = ["rtmps://127.0.0.1:$g_tls", "rtmp://127.0.0.1:$g_plain"]
+drain_timeout = "1s"
+
+[[route]]
+app = "a"
+upstream = "rtmp://127.0.0.1:$nc"
+tc_url = "rtmp://origin.internal/a"
+EOF
+    CASE_LOGS+=("$conf")
+    start_gate gate "$name.gate" "$g_tls $g_plain" --config "$conf" || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate --config $conf did not start"; return 0; }
+
+    stream_check why "$name" \
+        "rtmps://127.0.0.1:$g_tls/a/t" \
+        "rtmp://127.0.0.1:$g_plain/a/t" \
+        "rtmp://127.0.0.1:$nc/a/t"
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+    local al="$dir/access.log"
+    if ! wait_line "$al" '^127\.0\.0\.1 PUBLISH "a" "t" "rtmp://origin\.internal/a"$' 5; then
+        fail "$name" "nginx-rtmp's access log has no PUBLISH of a/t with tcUrl rtmp://origin.internal/a"
+    elif ! wait_line "$al" '^127\.0\.0\.1 PLAY "a" "t" "rtmp://origin\.internal/a"$' 5; then
+        fail "$name" "nginx-rtmp's access log has no PLAY of a/t with tcUrl rtmp://origin.internal/a (the player through rtmpgate)"
+    elif ! wait_line "$al" "^127\\.0\\.0\\.1 PLAY \"a\" \"t\" \"rtmp://127\\.0\\.0\\.1:$nc/a\"\$" 5; then
+        fail "$name" "nginx-rtmp's access log has no PLAY of a/t with the direct player's own tcUrl"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        log "$name: nginx access log: $(tr '\n' '|' <"$al")"
+        pass "$name"
+    fi
+}
+
+# m. An origin reachable only over TLS: stunnel (OpenSSL) terminates TLS in
+# front of nginx-rtmp with a server certificate from a private CA made here;
+# the rtmpgate under test takes plain rtmp:// and relays to
+# rtmps://localhost:PORT, verifying the origin against that CA only
+# (--upstream-ca, SNI and name check on localhost). ffmpeg publishes and
+# plays plain rtmp:// through it; a direct player decodes the stream from
+# nginx. (A self-signed certificate from certs/make-dev-cert.sh cannot serve
+# as --upstream-ca: see make_private_ca.)
+case_rtmps_only_origin() {
+    local name=rtmps_only_origin ports nd t p ngx="" st="" gate="" why
+    mapfile -t ports < <(free_ports 3)
+    nd=${ports[0]} t=${ports[1]} p=${ports[2]}
+    local dir="$WORK/$name.nginx" certs="$WORK/$name.certs"
+    CASE_LOGS+=("$dir/error.log" "$WORK/$name.stunnel.log" "$WORK/$name.gate.log")
+    make_private_ca "$certs" localhost 127.0.0.1 ||
+        { fail "$name" "openssl could not make the private CA and certificate" "$certs/openssl.log"; return 0; }
+    start_nginx_instance ngx "$dir" "$nd" || true
+    CASE_PIDS+=("$ngx")
+    alive "$ngx" || { fail "$name" "nginx-rtmp did not start"; return 0; }
+    cat >"$WORK/$name.stunnel.conf" <<EOF
+foreground = yes
+syslog = no
+pid =
+debug = info
+
+[origin]
+accept = 127.0.0.1:$t
+connect = 127.0.0.1:$nd
+cert = $certs/leaf.crt
+key = $certs/leaf.key
+EOF
+    spawn st 120 "$WORK/$name.stunnel.log" stunnel "$WORK/$name.stunnel.conf"
+    CASE_PIDS+=("$st")
+    wait_port "$t" "$st" 10 || { fail "$name" "stunnel did not listen on $t"; return 0; }
+    start_gate gate "$name.gate" "$p" --listen "rtmp://127.0.0.1:$p" \
+        --upstream "rtmps://localhost:$t" --upstream-ca "$certs/ca.crt" --drain-timeout 1s || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate with an rtmps:// upstream did not start"; return 0; }
+
+    stream_check why "$name" \
+        "rtmp://127.0.0.1:$p/live/s" \
+        "rtmp://127.0.0.1:$p/live/s" \
+        "rtmp://127.0.0.1:$nd/live/s"
+    local n_tls
+    n_tls=$(grep -a -c 'TLS accepted' "$WORK/$name.stunnel.log") || true
+    if [[ -n "$why" ]]; then
+        fail "$name" "$why"
+    elif ((n_tls < 2)); then
+        fail "$name" "stunnel completed $n_tls TLS handshake(s), want >= 2 (publisher and player through rtmpgate)"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        log "$name: stunnel completed $n_tls TLS handshakes with rtmpgate"
+        pass "$name"
+    fi
+}
+
 # gate_log_summary: how rtmpgate's connections and RTMPT sessions ended
 # (informational, never fails): counts per reason, every client_error line,
 # and the RTMPT sessions still open (clients that never sent /close are
@@ -361,7 +670,10 @@ main() {
             continue
         fi
         log "case $c"
+        CASE_LOGS=()
+        CASE_PIDS=()
         "case_$c" || fail "$c" "case aborted (status $?)"
+        if ((${#CASE_PIDS[@]} > 0)); then stop_pids "${CASE_PIDS[@]}"; fi
     done
 
     gate_log_summary
