@@ -5,7 +5,8 @@
 #   1. 20 Mbit/s 720p30 live stream published DIRECTLY to nginx-rtmp; ffmpeg
 #      players started first: (a) rtmp:// via rtmpgate, (b) rtmpt:// via
 #      rtmpgate, (c) rtmp:// direct to nginx (reference), (d) rtmpt:// via a
-#      second rtmpgate with --rtmpt-long-poll 200ms (diagnostic). Frames each
+#      second rtmpgate with --rtmpt-long-poll 20ms (the old default, for
+#      comparison). Frames each
 #      player decoded by the time the publisher exited, as % of 360 sent.
 #   2. End-to-end lag, same players, for that stream and a 1 Mbit/s 320x240@25
 #      one (method: see `frames()` in bench/rtmpt_lag.py — showinfo lines of
@@ -15,7 +16,7 @@
 #   3. rtmpdump (librtmp) playing a 1.5 Mbit/s stream over rtmpt://: rtmpgate
 #      CPU (utime+stime from /proc/PID/stat over a 10 s window, % of one core)
 #      and request rate (rtmpgate_rtmpt_requests_total), default long-poll
-#      (20ms) vs --rtmpt-long-poll 0s vs 200ms (separate rtmpgate instances).
+#      (200ms) vs --rtmpt-long-poll 0s vs 20ms (separate rtmpgate instances).
 #   4. Bulk publish (ffmpeg -c copy, no -re) of a 50 Mbit/s FLV: direct to
 #      nginx, rtmp:// and rtmpt:// (default and -rtmp_flush_interval 1) via
 #      rtmpgate, the file BULK_PASSES (10) times per push (-stream_loop);
@@ -301,12 +302,12 @@ play_run() {
             -bufsize 100k -x264-params nal-hrd=cbr -g 25 -pix_fmt yuv420p)
     fi
     STAMPERS=()
-    for p in $(rotate "$rep" rtmp rtmpt direct rtmpt_lp200); do
+    for p in $(rotate "$rep" rtmp rtmpt direct rtmpt_lp20); do
         case "$p" in
         rtmp) url="rtmp://127.0.0.1:$GATE_PORT/live/$stream" ;;
         rtmpt) url="rtmpt://127.0.0.1:$GATE_PORT/live/$stream" ;;
         direct) url="rtmp://127.0.0.1:$NGX_PORT/live/$stream" ;;
-        rtmpt_lp200) url="rtmpt://127.0.0.1:$GATEL_PORT/live/$stream" ;;
+        rtmpt_lp20) url="rtmpt://127.0.0.1:$GATEL_PORT/live/$stream" ;;
         esac
         # -threads 1: no frame-threading delay in the decoder; -copyts: pts =
         # FLV timestamps; -analyzeduration 1 s: shorter start-up burst.
@@ -327,9 +328,9 @@ play_run() {
     stop_pids "${pids[@]}"
     for p in "${STAMPERS[@]}"; do wait_exit "$p" 5 || stop_pid "$p"; done
     python3 "$HELPER" frames --fps "$fps" --sent "$sent" --pub "$WORK/$stream.pub.st" \
-        --tag "rate=$rate" --tag "rep=$rep" --pair rtmpt-rtmp --pair rtmpt_lp200-rtmp --pair direct-rtmp \
+        --tag "rate=$rate" --tag "rep=$rep" --pair rtmpt-rtmp --pair rtmpt_lp20-rtmp --pair direct-rtmp \
         rtmp="$WORK/$stream.rtmp.st" rtmpt="$WORK/$stream.rtmpt.st" \
-        direct="$WORK/$stream.direct.st" rtmpt_lp200="$WORK/$stream.rtmpt_lp200.st" \
+        direct="$WORK/$stream.direct.st" rtmpt_lp20="$WORK/$stream.rtmpt_lp20.st" \
         >"$WORK/$stream.json" || log "analysis of $stream failed"
     cat "$WORK/$stream.json" >>"$RESULTS"
     python3 - "$WORK/$stream.json" <<'EOF' >&2
@@ -350,9 +351,9 @@ EOF
 rtmpdump_run() {
     local lp="$1" rep="$2" port admin gpid stream="d${1}_$2" rd rdc pub
     case "$lp" in
-    20ms) port=$GATE_PORT admin=$GATE_ADMIN gpid=$GATE_PID ;;
+    200ms) port=$GATE_PORT admin=$GATE_ADMIN gpid=$GATE_PID ;;
     0s) port=$GATE0_PORT admin=$GATE0_ADMIN gpid=$GATE0_PID ;;
-    200ms) port=$GATEL_PORT admin=$GATEL_ADMIN gpid=$GATEL_PID ;;
+    20ms) port=$GATEL_PORT admin=$GATEL_ADMIN gpid=$GATEL_PID ;;
     esac
     local r_start r0 r1 r_end c0 c1 k0 k1 t0 t1
     r_start=$(requests_total "$admin")
@@ -533,9 +534,9 @@ main() {
     GATE_PID=$(child_of "$tp")
     start_gate tp gate_lp0 "$GATE0_PORT" "$GATE0_ADMIN" --rtmpt-long-poll 0s
     GATE0_PID=$(child_of "$tp")
-    start_gate tp gate_lp200 "$GATEL_PORT" "$GATEL_ADMIN" --rtmpt-long-poll 200ms
+    start_gate tp gate_lp20 "$GATEL_PORT" "$GATEL_ADMIN" --rtmpt-long-poll 20ms
     GATEL_PID=$(child_of "$tp")
-    log "nginx :$NGX_PORT (pid $NGINX_PID); rtmpgate default :$GATE_PORT (pid $GATE_PID), lp0 :$GATE0_PORT (pid $GATE0_PID), lp200 :$GATEL_PORT"
+    log "nginx :$NGX_PORT (pid $NGINX_PID); rtmpgate default :$GATE_PORT (pid $GATE_PID), lp0 :$GATE0_PORT (pid $GATE0_PID), lp20 :$GATEL_PORT"
 
     local rep v
     if has_phase 12; then
@@ -548,9 +549,9 @@ main() {
         done
     fi
     if has_phase 3; then
-        log "phase 3: rtmpdump over rtmpt, long-poll 20ms (default) vs 0s vs 200ms, $REPS reps"
+        log "phase 3: rtmpdump over rtmpt, long-poll 200ms (default) vs 0s vs 20ms, $REPS reps"
         for ((rep = 1; rep <= REPS; rep++)); do
-            for v in $(rotate "$((rep + 1))" 20ms 0s 200ms); do rtmpdump_run "$v" "$rep"; done
+            for v in $(rotate "$((rep + 1))" 200ms 0s 20ms); do rtmpdump_run "$v" "$rep"; done
         done
     fi
     if has_phase 4; then
