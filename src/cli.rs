@@ -236,6 +236,13 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", env = "RTMPGATE_RTMPT_MAX_BODY")]
     pub rtmpt_max_body: Option<u64>,
 
+    /// RTMPT: behind an HTTP balancer that cannot send PROXY headers (nginx,
+    /// a Kubernetes Gateway), take the client address from X-Forwarded-For,
+    /// believed only from --proxy-protocol-from ranges. It then counts for
+    /// per-client session caps, session binding, logs and PROXY headers.
+    #[arg(long, env = "RTMPGATE_RTMPT_FORWARDED_FOR")]
+    pub rtmpt_forwarded_for: bool,
+
     /// RTMPT: prefix session ids with `TAG.` so a load balancer can route
     /// /send, /idle and /close to this replica by path prefix, with no
     /// shared state (e.g. the pod name of a StatefulSet). 1 to 29 of

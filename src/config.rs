@@ -195,6 +195,7 @@ struct FileConfig {
     rtmpt_max_sessions_per_client: Option<usize>,
     rtmpt_max_body: Option<u64>,
     rtmpt_any_client_address: Option<bool>,
+    rtmpt_forwarded_for: Option<bool>,
     admin: Option<std::net::SocketAddr>,
     upstream_proxy_protocol: Option<ProxyVersion>,
     proxy_protocol_from: Option<Vec<IpNet>>,
@@ -464,6 +465,8 @@ impl Config {
                 let any =
                     cli.rtmpt_any_client_address || file.rtmpt_any_client_address.unwrap_or(false);
                 r.limits.bind_client = !any;
+                r.forwarded_for =
+                    cli.rtmpt_forwarded_for || file.rtmpt_forwarded_for.unwrap_or(false);
                 r
             },
             admin: cli.admin.or(file.admin),

@@ -1114,3 +1114,47 @@ async fn draining_keeps_live_sessions_served_and_refuses_new_ones() {
     // With the last session gone the drain ends long before its 20 s.
     within(Duration::from_secs(8), "drain ends", gw.wait_stopped()).await;
 }
+
+/// A request as an HTTP balancer forwards it, naming the client.
+fn forwarded(path: &str, client: &str) -> Vec<u8> {
+    rtmpt_support::request(
+        "POST",
+        path,
+        &[
+            ("Host", "127.0.0.1"),
+            ("X-Forwarded-For", client),
+            ("Content-Type", "application/x-fcs"),
+            ("Content-Length", "1"),
+        ],
+        &[0],
+    )
+}
+
+#[tokio::test]
+async fn forwarded_for_from_a_trusted_balancer_names_the_client() {
+    let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    // Every request arrives from 127.0.0.1, a trusted range by default.
+    let gw = start_gateway(&[RTMP], upstream.addr, |c| {
+        c.rtmpt.forwarded_for = true;
+        c.rtmpt.limits.max_per_client = 1;
+    })
+    .await;
+    let mut c = HttpConn::tcp(gw.rtmp()).await;
+    let a = c.roundtrip(&forwarded("/open/1", "203.0.113.1")).await;
+    a.expect_status(200, "client a");
+    let id_a = parse_open_body(&a.body);
+    c.roundtrip(&forwarded("/open/1", "203.0.113.2"))
+        .await
+        .expect_status(200, "client b: its own per-client cap");
+    c.roundtrip(&forwarded("/open/1", "203.0.113.1"))
+        .await
+        .expect_status(503, "client a again: over its cap of 1");
+    // The session is bound to client a, not to the balancer.
+    c.roundtrip(&forwarded(&format!("/idle/{id_a}/0"), "203.0.113.2"))
+        .await
+        .expect_status(404, "client b may not use a's session");
+    c.roundtrip(&forwarded(&format!("/idle/{id_a}/0"), "203.0.113.1"))
+        .await
+        .expect_status(200, "client a uses its session");
+    let _ = upstream.next_conn().await;
+}

@@ -10,12 +10,14 @@
 //! | file | owns |
 //! |---|---|
 //! | [`conn`] | per-connection pipelining detection |
+//! | [`forwarded`] | the client behind a trusted HTTP balancer (`X-Forwarded-For`) |
 //! | [`path`] | parsing request paths |
 //! | [`table`] | session ids, caps, expiry |
 //! | [`session`] | one session's task: ordering, buffering, long-poll |
 //! | [`reply`] | exact response bytes |
 
 pub mod conn;
+pub mod forwarded;
 pub mod path;
 pub mod reply;
 pub mod session;
@@ -62,6 +64,8 @@ pub struct RtmptSettings {
     pub max_body: u64,
     /// Longest a client may take to send a request head.
     pub header_timeout: Duration,
+    /// Believe `X-Forwarded-For` from trusted balancers.
+    pub forwarded_for: bool,
 }
 
 impl Default for RtmptSettings {
@@ -85,6 +89,7 @@ impl Default for RtmptSettings {
             },
             max_body: 16 * 1024 * 1024,
             header_timeout: Duration::from_secs(30),
+            forwarded_for: false,
         }
     }
 }
@@ -221,6 +226,14 @@ async fn route(
     }
     let Some(route) = path::parse(req.uri().path()) else {
         return ("other", error(StatusCode::NOT_FOUND, "not an RTMPT path"));
+    };
+    let addrs = if ctx.rtmpt.settings.forwarded_for {
+        ClientAddrs {
+            peer: forwarded::client(addrs.peer, req.headers(), &ctx.config.proxy_protocol_from),
+            ..addrs
+        }
+    } else {
+        addrs
     };
     let verb = match route {
         Route::Ident => return ("ident", error(StatusCode::NOT_FOUND, "no ident service")),
