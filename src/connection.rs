@@ -237,15 +237,9 @@ where
     }
     let tunnel_only = matches!(scheme, ListenScheme::Rtmpt | ListenScheme::Rtmpts);
     let sniffed = Sniffed::from_first_byte(first[0]);
-    let protocol = match sniffed {
-        Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => base,
-        Sniffed::Http => {
-            if tls {
-                "rtmpts"
-            } else {
-                "rtmpt"
-            }
-        }
+    let protocol = match (sniffed, tls) {
+        (Sniffed::Http, true) => "rtmpts",
+        (Sniffed::Http, false) => "rtmpt",
         _ => base,
     };
     let draining = ctx.draining.load(Relaxed);
