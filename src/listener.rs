@@ -232,8 +232,11 @@ impl Gateway {
         let tracker = self.ctx.tasks.clone();
         let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
         for (url, listener) in self.listeners {
-            let addr = listener.local_addr().ok();
-            tracing::info!(listener = %url.scheme, addr = ?addr, proxy_protocol = url.proxy_protocol, "listening");
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(listener = %url.scheme, %addr, proxy_protocol = url.proxy_protocol, "listening");
             tokio::spawn(accept_loop(
                 listener,
                 url,
@@ -253,7 +256,11 @@ impl Gateway {
             tokio::spawn(reloader.watch(interval, stop_reaper.clone()));
         }
         if let Some(admin) = self.admin {
-            tracing::info!(addr = ?admin.local_addr().ok(), "admin endpoint: /healthz /readyz /metrics");
+            let addr = admin
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(%addr, "admin endpoint: /healthz /readyz /metrics");
             tokio::spawn(crate::admin::serve(
                 admin,
                 Arc::clone(&self.ctx),
