@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
-use ppp::{HeaderResult, PartialResult, v1, v2};
+use ppp::{PartialResult, v1, v2};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Longest header accepted: a v1 line is at most 107 bytes; v2 may carry
@@ -148,39 +148,78 @@ pub async fn read_header<S: AsyncRead + Unpin>(
         .unwrap_or(Err(ProxyError::Timeout(deadline)))
 }
 
+/// Every v1 header starts with this.
+const V1_PREFIX: &[u8] = b"PROXY ";
+/// Longest v1 header, CRLF included (the spec's bound).
+const V1_MAX: usize = 107;
+/// Every v2 header starts with this signature.
+const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
+
 /// Parses a header at the start of `buf`; `Ok(None)` while incomplete.
+///
+/// The v1 line is framed here, by its CRLF, before it is parsed: a parser
+/// given a line cut by a TCP read boundary (say after the source port)
+/// could refuse a valid header or accept a shorter one.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<Received>, ProxyError> {
-    let (len, client) = match HeaderResult::parse(buf) {
-        r if r.is_incomplete() => return Ok(None),
-        HeaderResult::V1(Ok(h)) => (
-            h.header.len(),
-            match h.addresses {
-                v1::Addresses::Tcp4(a) => {
-                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
-                }
-                v1::Addresses::Tcp6(a) => {
-                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
-                }
-                v1::Addresses::Unknown => None,
-            },
-        ),
-        HeaderResult::V2(Ok(h)) => (
-            h.len(),
-            match (h.command, h.addresses) {
-                (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
-                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
-                }
-                (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
-                    Some(SocketAddr::new(a.source_address.into(), a.source_port))
-                }
-                _ => None,
-            },
-        ),
-        HeaderResult::V1(Err(e)) => return Err(ProxyError::Invalid(e.to_string())),
-        HeaderResult::V2(Err(e)) => return Err(ProxyError::Invalid(e.to_string())),
+    let is_prefix = |sig: &[u8]| buf.starts_with(sig) || sig.starts_with(buf);
+    let (len, client) = if is_prefix(V2_SIGNATURE) {
+        let res = v2::Header::try_from(&buf[..]);
+        if res.is_incomplete() {
+            return Ok(None);
+        }
+        match res {
+            Err(e) => return Err(ProxyError::Invalid(e.to_string())),
+            Ok(h) => (h.len(), v2_client(&h)),
+        }
+    } else if is_prefix(V1_PREFIX) {
+        let window = &buf[..buf.len().min(V1_MAX)];
+        let Some(end) = window.windows(2).position(|w| w == b"\r\n").map(|p| p + 2) else {
+            if buf.len() >= V1_MAX {
+                return Err(ProxyError::Invalid(
+                    "v1 header longer than 107 bytes".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        // A v1 line is plain ASCII with one CR, at its end. Checked here so
+        // the parser never sees anything else (it would slice the line at
+        // the first CR, inside a multi-byte character).
+        let body = &buf[..end - 2];
+        if !body.is_ascii() || body.contains(&b'\r') {
+            return Err(ProxyError::Invalid(
+                "v1 header is not one ASCII line".into(),
+            ));
+        }
+        let line = std::str::from_utf8(&buf[..end]).expect("checked ASCII");
+        let h = v1::Header::try_from(line).map_err(|e| ProxyError::Invalid(e.to_string()))?;
+        (end, v1_client(&h))
+    } else {
+        return Err(ProxyError::Invalid(
+            "does not start like a PROXY header".into(),
+        ));
     };
     let rest = buf.split_off(len).freeze();
     Ok(Some(Received { client, rest }))
+}
+
+fn v1_client(h: &v1::Header<'_>) -> Option<SocketAddr> {
+    match h.addresses {
+        v1::Addresses::Tcp4(a) => Some(SocketAddr::new(a.source_address.into(), a.source_port)),
+        v1::Addresses::Tcp6(a) => Some(SocketAddr::new(a.source_address.into(), a.source_port)),
+        v1::Addresses::Unknown => None,
+    }
+}
+
+fn v2_client(h: &v2::Header<'_>) -> Option<SocketAddr> {
+    match (h.command, h.addresses) {
+        (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
+            Some(SocketAddr::new(a.source_address.into(), a.source_port))
+        }
+        (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
+            Some(SocketAddr::new(a.source_address.into(), a.source_port))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +273,38 @@ mod tests {
         assert!(parse(&mut partial).unwrap().is_none());
         let mut junk = BytesMut::from(&b"\x03\x00\x00\x00 not a proxy header\r\n"[..]);
         assert!(parse(&mut junk).is_err());
+        // Found by fuzzing: a stray CR before a multi-byte character made
+        // the v1 parser slice inside the character and panic.
+        let mut stray =
+            BytesMut::from(&b"PROXY TCP6 2001:4000 1935\r\xd0\xb0R.0.113.5 1 2\r\n"[..]);
+        assert!(parse(&mut stray).is_err());
+    }
+
+    #[test]
+    fn a_header_cut_at_any_read_boundary_waits_for_the_rest() {
+        let (c, l) = addrs();
+        let c6: SocketAddr = "[2001:db8::1]:4000".parse().unwrap();
+        for (v, src) in [
+            (ProxyVersion::V1, c),
+            (ProxyVersion::V1, c6),
+            (ProxyVersion::V2, c),
+            (ProxyVersion::V2, c6),
+        ] {
+            let header = encode(v, src, l);
+            for cut in 1..header.len() {
+                let mut buf = BytesMut::from(&header[..cut]);
+                assert!(
+                    parse(&mut buf).unwrap().is_none(),
+                    "{v:?} cut at {cut} of {}",
+                    header.len()
+                );
+                buf.extend_from_slice(&header[cut..]);
+                buf.extend_from_slice(b"\x03");
+                let got = parse(&mut buf).unwrap().unwrap();
+                assert_eq!(got.client.map(|a| a.port()), Some(src.port()));
+                assert_eq!(&got.rest[..], b"\x03");
+            }
+        }
     }
 
     #[test]

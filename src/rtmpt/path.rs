@@ -88,9 +88,10 @@ pub fn parse(path: &str) -> Option<Route<'_>> {
         }
         _ => return None,
     };
-    match parts.next() {
-        None | Some("") => Some(route),
-        Some(_) => None,
+    // At most one trailing slash; nothing after it.
+    match (parts.next(), parts.next()) {
+        (None, _) | (Some(""), None) => Some(route),
+        _ => None,
     }
 }
 
