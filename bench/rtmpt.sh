@@ -35,6 +35,10 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Process and port helpers shared with the interop suite: spawn, alive,
+# wait_exit, exit_code, stop_pid(s), cleanup_all, is_listening, wait_port.
+# shellcheck source=tests/interop/lib.sh
+source "$HERE/../tests/interop/lib.sh"
 REPO_ROOT="$(cd "$HERE/.." && pwd)"
 HELPER="$HERE/rtmpt_lag.py"
 REPS="${REPS:-3}"
@@ -56,92 +60,8 @@ has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 # ------------------------------------------------------------- processes ---
 
-# spawn VAR SECS LOGFILE CMD...: CMD under `timeout -s TERM -k 5 SECS`, stdout
-# and stderr to LOGFILE (may be a FIFO), PID (of the timeout) into VAR, tracked.
-spawn() {
-    local __var="$1" secs="$2" logfile="$3"
-    shift 3
-    timeout -s TERM -k 5 "$secs" "$@" >"$logfile" 2>&1 </dev/null &
-    local __pid=$!
-    TRACKED_PIDS+=("$__pid")
-    printf -v "$__var" '%s' "$__pid"
-}
-
-alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
-
-# wait_exit PID SECS: waits up to SECS (0.1 s steps) for PID to end.
-wait_exit() {
-    local pid="$1" secs="$2" i n
-    n=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 10 }')
-    for ((i = 0; i < n; i++)); do
-        alive "$pid" || return 0
-        sleep 0.1
-    done
-    ! alive "$pid"
-}
-
-# reap PID: collects the exit status of a finished job, prints it.
-reap() {
-    local rc=0
-    wait "$1" 2>/dev/null || rc=$?
-    printf '%s' "$rc"
-}
-
 # child_of PID: the (single) child of a `timeout` PID, i.e. the real process.
 child_of() { ps -o pid= --ppid "$1" 2>/dev/null | head -n 1 | tr -d ' '; }
-
-# stop_pid PID: TERM, then INT (GNU timeout ignores a second TERM after
-# forwarding the first; ffmpeg needs a second signal when blocked in a read),
-# then KILL of the direct children and the PID itself.
-stop_pid() {
-    local pid="$1" child
-    alive "$pid" || {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    kill -TERM "$pid" 2>/dev/null || true
-    wait_exit "$pid" 1 && {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    kill -INT "$pid" 2>/dev/null || true
-    wait_exit "$pid" 6 && {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
-        kill -KILL "$child" 2>/dev/null || true
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-# stop_pids PID...: several at once (TERM all, INT all, wait, then one by one).
-stop_pids() {
-    local pid
-    for pid in "$@"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 0.5
-    for pid in "$@"; do alive "$pid" && kill -INT "$pid" 2>/dev/null || true; done
-    for pid in "$@"; do wait_exit "$pid" 6 || true; done
-    for pid in "$@"; do stop_pid "$pid"; done
-}
-
-cleanup_all() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local i
-    for ((i = ${#TRACKED_PIDS[@]} - 1; i >= 0; i--)); do
-        alive "${TRACKED_PIDS[$i]}" && stop_pid "${TRACKED_PIDS[$i]}"
-    done
-    if [[ -n "$WORK" && -d "$WORK" ]]; then
-        if [[ "$KEEP_WORK" == 1 || $rc -ne 0 ]]; then
-            log "kept work dir: $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-    exit "$rc"
-}
 
 # ------------------------------------------------------------------ peers ---
 
@@ -181,23 +101,6 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks:
     s.close()
 EOF
-}
-
-is_listening() {
-    local hex
-    hex=$(printf '%04X' "$1")
-    awk -v a="0100007F:$hex" -v b="00000000:$hex" \
-        '($2 == a || $2 == b) && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
-}
-
-wait_port() {
-    local port="$1" pid="$2" secs="$3" i
-    for ((i = 0; i < secs * 10; i++)); do
-        is_listening "$port" && return 0
-        alive "$pid" || return 1
-        sleep 0.1
-    done
-    return 1
 }
 
 # ---------------------------------------------------------------- servers ---
@@ -322,7 +225,7 @@ play_run() {
         "${enc[@]}" -f flv "rtmp://127.0.0.1:$NGX_PORT/live/$stream"
     wait_exit "$pub" 35 || log "publisher $stream did not finish in 35 s"
     local rc
-    rc=$(reap "$pub")
+    rc=$(exit_code "$pub")
     [[ "$rc" == 0 ]] || log "publisher $stream exited $rc"
     sleep 1
     stop_pids "${pids[@]}"
@@ -369,7 +272,7 @@ rtmpdump_run() {
     sleep 10
     c1=$(cpu_ticks "$gpid") k1=$(cpu_ticks "$rdc") r1=$(requests_total "$admin") t1=$(now)
     wait_exit "$pub" 20 || true
-    reap "$pub" >/dev/null
+    exit_code "$pub" >/dev/null
     sleep 0.5
     # rtmpdump busy-polling with --rtmpt-long-poll 0s does not act on
     # TERM/INT (it never leaves librtmp's read loop): TERM, then KILL.
@@ -423,7 +326,7 @@ bulk_run() {
     spawn pid 120 "$WORK/bulk_${v}_$rep.log" ffmpeg -nostdin -hide_banner -nostats -loglevel warning \
         -stream_loop "$((BULK_PASSES - 1))" -i "$WORK/bulk.flv" -c copy "${extra[@]}" -f flv "$url"
     wait_exit "$pid" 115 || true
-    rc=$(reap "$pid")
+    rc=$(exit_code "$pid")
     t1=$(now)
     g1=$(cpu_ticks "$GATE_PID") n1=$(cpu_ticks "$NGINX_PID")
     # rtmpgate adds a connection's/session's bytes when it closes.
@@ -481,7 +384,7 @@ sessions_run() {
     later=$(rss_kb "$gpid")
     touch "$WORK/sessions.stop"
     wait_exit "$sp" 30 || true
-    reap "$sp" >/dev/null
+    exit_code "$sp" >/dev/null
     sleep 1
     closed=$(rss_kb "$gpid")
     local row
@@ -562,7 +465,7 @@ main() {
             -b:v 50M -minrate 50M -maxrate 50M -bufsize 5M -x264-params nal-hrd=cbr -g 30 \
             -pix_fmt yuv420p -f flv "$WORK/bulk.flv"
         wait_exit "$gp" 115 || true
-        [[ "$(reap "$gp")" == 0 ]] || die "bulk file generation failed: $(tail -n 3 "$WORK/bulk_gen.log")"
+        [[ "$(exit_code "$gp")" == 0 ]] || die "bulk file generation failed: $(tail -n 3 "$WORK/bulk_gen.log")"
         BULK_SIZE=$(stat -c %s "$WORK/bulk.flv")
         emit "{\"test\": \"bulk_file\", \"mb\": $(awk -v s="$BULK_SIZE" 'BEGIN { print s / 1e6 }'), \"passes\": $BULK_PASSES}"
         log "  bulk file: $BULK_SIZE bytes"
