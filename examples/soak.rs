@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example soak -- --streams N --seconds S [--rtmpt-streams M]
-//!     [--rate BYTES_PER_SEC] [--drain SECS]
+//!     [--rate BYTES_PER_SEC] [--drain SECS] [--kill-percent P]
+//!     [--fault upstream-restart] [--fault kill-clients] [--fault cert-reload]
 //! ```
 //!
 //! It starts a sink upstream (RTMP server handshake, then checks every byte
@@ -13,6 +14,28 @@
 //! S seconds and check every byte they get back. At the end it prints a table
 //! (streams held, bytes each way, bytes lost or mismatched, errors, RSS) and
 //! exits non-zero if any byte was lost or reordered or any stream failed.
+//!
+//! Faults (any combination, each once, spread over the sending window):
+//!
+//! * `kill-clients` (at 20%): P% (default 20) of the live client
+//!   connections are dropped abruptly (SO_LINGER 0: a TCP RST, no TLS
+//!   close_notify, no RTMPT `/close`). Checks: every other stream keeps
+//!   moving, and rtmpgate's `connections_active` falls back to the number of
+//!   client connections still open (no leak).
+//! * `cert-reload` (at 40%): a new certificate and key are written over the
+//!   files rtmpgate was started with and the reload is triggered in-process.
+//!   Checks: one successful reload, new RTMPS connections get the new
+//!   certificate, every RTMPS stream live at the reload keeps moving.
+//! * `upstream-restart` (at 60%): the sink's listener is closed and its live
+//!   connections dropped; after 1 s it listens again on the same port. The
+//!   streams it carried end; their clients reconnect as new streams (new
+//!   keys) and run to the end. Checks: every stream cut is reconnected, and
+//!   every byte either side received before the cut was the expected byte at
+//!   its offset (no corruption, reordering or bytes of another stream; bytes
+//!   in flight at the cut are not counted as lost).
+//!
+//! At the end every stream must be closed and rtmpgate's active connections
+//! and RTMPT sessions must fall to 0 (killed sessions expire).
 //!
 //! Each stream's byte streams are a pure function of a per-stream key that
 //! the client puts into its C1 (bytes 8..16), so the sink knows which
@@ -39,6 +62,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout, timeout_at};
 use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// RTMP handshake block size (C1, C2, S1, S2).
@@ -51,6 +75,18 @@ const DOWN: u64 = 0x444f_574e_5f53_4f41;
 const STEP: Duration = Duration::from_secs(10);
 /// Errors listed in full in the table (the rest are only counted).
 const SHOWN_ERRORS: usize = 10;
+/// Pause between reconnect attempts while the upstream is down.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+/// Bound on each fault's own checks (metrics falling back, streams moving).
+const FAULT_CHECK: Duration = Duration::from_secs(15);
+/// New RTMPS connections made after a reload to look at the certificate.
+const CERT_PROBES: usize = 3;
+
+#[path = "soak/faults.rs"]
+mod faults;
+
+pub use faults::{Fault, FaultReport};
+use faults::{Faults, SinkControl, bad_bytes};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -69,6 +105,14 @@ pub struct Options {
     pub drain: Duration,
     /// Connections are started spread over this long.
     pub ramp: Duration,
+    /// Faults to inject, each once.
+    pub faults: Vec<Fault>,
+    /// Share of live client connections `kill-clients` drops, in percent.
+    pub kill_percent: u32,
+    /// How long the sink stays down in `upstream-restart`.
+    pub restart_downtime: Duration,
+    /// rtmpgate's RTMPT session timeout (killed sessions expire after it).
+    pub rtmpt_expiry: Duration,
 }
 
 impl Default for Options {
@@ -81,6 +125,10 @@ impl Default for Options {
             tick: Duration::from_millis(50),
             drain: Duration::from_secs(10),
             ramp: Duration::from_millis(500),
+            faults: Vec::new(),
+            kill_percent: 20,
+            restart_downtime: Duration::from_secs(1),
+            rtmpt_expiry: Duration::from_secs(10),
         }
     }
 }
@@ -100,7 +148,8 @@ pub struct Report {
     pub rate: u64,
     /// Mean sending time per stream (streams start spread over the ramp).
     pub sending: Duration,
-    /// Bytes the clients sent (after the handshake).
+    /// Bytes the clients sent (after the handshake; counted when handed to
+    /// the socket, so a write cut short by a fault counts in full).
     pub up_sent: u64,
     /// Bytes the sink received (after the handshake).
     pub up_received: u64,
@@ -129,16 +178,30 @@ pub struct Report {
     pub rss_after_kib: u64,
     /// Peak RSS (VmHWM, KiB) of the process.
     pub peak_rss_kib: u64,
+    /// Every fault injected, in order.
+    pub faults: Vec<FaultReport>,
+    /// Streams killed on purpose (`kill-clients`); not counted as held.
+    pub killed: usize,
+    /// Streams cut by the upstream restart.
+    pub broken: usize,
+    /// Cut streams reconnected as new streams that ran to the end.
+    pub reconnected: usize,
+    /// Connection attempts that failed while the upstream was down.
+    pub reconnect_attempts: usize,
 }
 
 impl Report {
-    /// Whether every stream held and no byte was lost or mismatched.
+    /// Whether every stream held (or was killed on purpose, or was cut and
+    /// reconnected), no byte was lost or mismatched, and every fault check
+    /// held.
     pub fn passed(&self) -> bool {
         self.errors.is_empty()
             && self.lost == 0
             && self.mismatched == 0
-            && self.rtmps_held == self.rtmps_total
-            && self.rtmpt_held == self.rtmpt_total
+            && self.rtmps_held + self.rtmpt_held + self.killed
+                == self.rtmps_total + self.rtmpt_total
+            && self.reconnected == self.broken
+            && self.faults.iter().all(|f| f.errors.is_empty())
     }
 
     /// Bytes each direction would carry at the target rate.
@@ -199,6 +262,13 @@ impl Report {
                     100.0 * self.down_sent as f64 / self.target_bytes().max(1) as f64
                 ),
             ),
+            (
+                "streams killed / cut / reconnected".into(),
+                format!(
+                    "{} / {} / {} ({} attempts failed while the upstream was down)",
+                    self.killed, self.broken, self.reconnected, self.reconnect_attempts
+                ),
+            ),
             ("bytes lost".into(), self.lost.to_string()),
             (
                 "bytes mismatched/reordered".into(),
@@ -230,6 +300,15 @@ impl Report {
                 format!("{per_conn:.1} KiB (client + gateway + sink, one process)"),
             ),
             (
+                "peak RSS per stream".into(),
+                format!(
+                    "{:.1} KiB ((VmHWM − RSS before) / {} streams)",
+                    self.peak_rss_kib.saturating_sub(self.rss_before_kib) as f64
+                        / (self.rtmps_total + self.rtmpt_total).max(1) as f64,
+                    self.rtmps_total + self.rtmpt_total
+                ),
+            ),
+            (
                 "RSS after".into(),
                 format!("{:.1} MiB", self.rss_after_kib as f64 / 1024.0),
             ),
@@ -251,6 +330,35 @@ impl Report {
         for (k, v) in rows.drain(..) {
             let pad = width - k.chars().count();
             out.push_str(&format!("| {k}{} | {v}\n", " ".repeat(pad)));
+        }
+        if !self.faults.is_empty() {
+            out.push_str(
+                "\n| fault | at | streams live | held | broken by it | reconnected | bytes moved in its window | bytes checked before the cut | lost/reordered | errors |\n\
+                 |---|---|---|---|---|---|---|---|---|---|\n",
+            );
+            for f in &self.faults {
+                out.push_str(&format!(
+                    "| {} | {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    f.fault.name(),
+                    f.at.as_secs_f64(),
+                    f.live,
+                    f.held,
+                    f.broken,
+                    f.reconnected,
+                    f.bytes_moved,
+                    f.verified_before_cut,
+                    f.mismatched,
+                    f.errors.len()
+                ));
+            }
+            for f in &self.faults {
+                for n in &f.notes {
+                    out.push_str(&format!("{}: {n}\n", f.fault.name()));
+                }
+                for e in f.errors.iter().take(SHOWN_ERRORS) {
+                    out.push_str(&format!("{}: error: {e}\n", f.fault.name()));
+                }
+            }
         }
         for e in self.errors.iter().take(SHOWN_ERRORS) {
             out.push_str(&format!("error: {e}\n"));
@@ -340,6 +448,22 @@ impl Producer {
 
 #[derive(Default)]
 struct Shared {
+    /// RTMPS (else RTMPT).
+    rtmps: bool,
+    /// The client finished its handshakes: a stream, not an attempt.
+    established: AtomicBool,
+    /// This attempt is over (ended, failed or killed).
+    ended: AtomicBool,
+    /// Dropped on purpose by `kill-clients`.
+    killed: AtomicBool,
+    /// Cut by the sink's restart.
+    cut: AtomicBool,
+    /// Fires to make the client drop its connection.
+    kill: CancellationToken,
+    /// A second handle on the client's socket, to set SO_LINGER 0 on it.
+    ctl: Mutex<Option<std::net::TcpStream>>,
+    /// For a reconnect after a cut: counts it once it is established.
+    reconnects: Option<Arc<AtomicUsize>>,
     up_sent: AtomicU64,
     up_done: AtomicBool,
     up_received: AtomicU64,
@@ -358,10 +482,38 @@ impl Shared {
             && self.up_received.load(Relaxed) >= self.up_sent.load(Relaxed)
             && self.down_received.load(Relaxed) >= self.down_sent.load(Relaxed)
     }
+
+    /// The client finished its handshakes.
+    fn establish(&self) {
+        self.established.store(true, Relaxed);
+        if let Some(n) = &self.reconnects {
+            n.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Ended by a fault (so an error on it is expected).
+    fn faulted(&self) -> bool {
+        self.killed.load(Relaxed) || self.cut.load(Relaxed)
+    }
+
+    /// Bytes received so far, both directions.
+    fn received(&self) -> u64 {
+        self.up_received.load(Relaxed) + self.down_received.load(Relaxed)
+    }
+
+    /// Established and not over: a live stream.
+    fn live(&self) -> bool {
+        self.established.load(Relaxed) && !self.ended.load(Relaxed) && !self.faulted()
+    }
 }
 
 type Registry = Arc<Mutex<HashMap<u64, Arc<Shared>>>>;
-type Errors = Arc<Mutex<Vec<String>>>;
+/// Failures with the time they were seen, for per-fault attribution.
+type Errors = Arc<Mutex<Vec<(Instant, String)>>>;
+
+fn push_error(errors: &Errors, e: String) {
+    errors.lock().unwrap().push((Instant::now(), e));
+}
 
 /// When each phase ends.
 #[derive(Clone, Copy)]
@@ -380,6 +532,32 @@ fn chunk_len(opts: &Options) -> usize {
 // The sink upstream
 // ---------------------------------------------------------------------------
 
+/// One life of the sink between restarts: stopping it closes its listener
+/// and drops its connections; `tasks` tells when all of that is done.
+#[derive(Clone, Default)]
+struct Generation {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Generation {
+    /// Serves `listener` as this generation (see [`sink_accept`]).
+    fn start(&self, listener: TcpListener, env: &Env, tracker: &TaskTracker) {
+        tokio::spawn(self.tasks.track_future(sink_accept(
+            listener,
+            Arc::clone(&env.registry),
+            Arc::clone(&env.errors),
+            env.opts.clone(),
+            env.clock,
+            tracker.clone(),
+            self.clone(),
+        )));
+    }
+}
+
+/// Accepts until the hard deadline or until `generation` is stopped (the
+/// `upstream-restart` fault): then the listener closes and every
+/// connection of this generation is dropped, its stream marked as cut first.
 async fn sink_accept(
     listener: TcpListener,
     registry: Registry,
@@ -387,28 +565,44 @@ async fn sink_accept(
     opts: Options,
     clock: Clock,
     tracker: TaskTracker,
+    generation: Generation,
 ) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = sleep_until(clock.hard) => return,
+            () = generation.stop.cancelled() => return,
         };
         match accepted {
             Ok((stream, _)) => {
                 let registry = Arc::clone(&registry);
                 let errors = Arc::clone(&errors);
                 let opts = opts.clone();
-                tracker.spawn(async move {
-                    let r = timeout_at(clock.hard, sink_conn(stream, &registry, &opts, clock))
-                        .await
-                        .unwrap_or_else(|_| Err("sink: hard deadline reached".into()));
+                let stop = generation.stop.clone();
+                tracker.spawn(generation.tasks.track_future(async move {
+                    let mine: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+                    let conn = timeout_at(
+                        clock.hard,
+                        sink_conn(stream, &registry, &opts, clock, &mine),
+                    );
+                    let r = tokio::select! {
+                        r = conn => r.unwrap_or_else(|_| Err("sink: hard deadline reached".into())),
+                        () = stop.cancelled() => {
+                            // Marked before the socket is dropped (when this
+                            // select returns), so the client knows why.
+                            if let Some(s) = mine.lock().unwrap().take() {
+                                s.cut.store(true, Relaxed);
+                            }
+                            Ok(())
+                        }
+                    };
                     if let Err(e) = r {
-                        errors.lock().unwrap().push(e);
+                        push_error(&errors, e);
                     }
-                });
+                }));
             }
             Err(e) => {
-                errors.lock().unwrap().push(format!("sink accept: {e}"));
+                push_error(&errors, format!("sink accept: {e}"));
                 sleep(Duration::from_millis(10)).await;
             }
         }
@@ -420,6 +614,7 @@ async fn sink_conn(
     registry: &Registry,
     opts: &Options,
     clock: Clock,
+    mine: &Mutex<Option<Arc<Shared>>>,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut c0c1 = vec![0u8; 1 + HS];
@@ -437,6 +632,10 @@ async fn sink_conn(
         .get(&key)
         .cloned()
         .ok_or_else(|| format!("sink: unknown stream key {key:#x} in C1"))?;
+    *mine.lock().unwrap() = Some(Arc::clone(&shared));
+    // A stream killed on purpose (its connection reset by the client) ends
+    // quietly at the sink too.
+    let killed = || shared.killed.load(Relaxed);
     let mut s1 = vec![0u8; HS];
     fill(key ^ 0x5331, 0, &mut s1[8..]);
     s1[..8].fill(0);
@@ -469,15 +668,25 @@ async fn sink_conn(
         let mut result = Ok(());
         loop {
             ticks.tick().await;
-            if Instant::now() >= clock.stop_sending {
+            if Instant::now() >= clock.stop_sending || killed() {
                 break;
             }
             let data = producer.next(chunk);
-            if let Err(e) = wr.write_all(&data).await {
-                result = Err(format!("sink {key:#x}: write: {e}"));
-                break;
-            }
+            // Counted as sent once handed over: bytes of a write cut short
+            // by a fault may still arrive, and must not look invented.
             shared.down_sent.fetch_add(data.len() as u64, Relaxed);
+            match timeout(STEP, wr.write_all(&data)).await {
+                Ok(Ok(())) => {}
+                _ if killed() => break,
+                Ok(Err(e)) => {
+                    result = Err(format!("sink {key:#x}: write: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    result = Err(format!("sink {key:#x}: write stalled for {STEP:?}"));
+                    break;
+                }
+            }
         }
         shared.down_done.store(true, Relaxed);
         result
@@ -486,7 +695,7 @@ async fn sink_conn(
         let mut checker = Checker::new(key ^ UP);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if shared.complete() {
+            if shared.complete() || killed() {
                 return Ok(());
             }
             if Instant::now() >= clock.drained {
@@ -494,6 +703,7 @@ async fn sink_conn(
             }
             match timeout(Duration::from_millis(50), rd.read(&mut buf)).await {
                 Err(_) => {}
+                Ok(_) if killed() => return Ok(()),
                 Ok(Ok(0)) => {
                     return if shared.up_done.load(Relaxed)
                         && shared.up_received.load(Relaxed) >= shared.up_sent.load(Relaxed)
@@ -514,6 +724,9 @@ async fn sink_conn(
     };
     let (w, r) = tokio::join!(writer, reader);
     w.and(r)?;
+    if killed() {
+        return Ok(());
+    }
     // The client closes first; the gateway must then close this side.
     let mut buf = [0u8; 1024];
     let closed = timeout(Duration::from_secs(5), rd.read(&mut buf))
@@ -542,6 +755,40 @@ fn c0c1_for(key: u64) -> Vec<u8> {
     out
 }
 
+/// Counts a client connection while it is open.
+struct OpenConn(Arc<AtomicUsize>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// TCP connect; keeps a second handle on the socket in `shared.ctl` so
+/// `kill-clients` can set SO_LINGER 0 on it (the slot drops that handle
+/// when the attempt ends).
+async fn dial(
+    addr: SocketAddr,
+    shared: &Shared,
+    conns: &Arc<AtomicUsize>,
+    what: &str,
+) -> Result<(TcpStream, OpenConn), String> {
+    let tcp = timeout(STEP, TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("{what}: TCP connect timed out"))?
+        .map_err(|e| format!("{what}: TCP connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let std = tcp.into_std().map_err(|e| format!("{what}: socket: {e}"))?;
+    let ctl = std
+        .try_clone()
+        .map_err(|e| format!("{what}: dup socket: {e}"))?;
+    *shared.ctl.lock().unwrap() = Some(ctl);
+    let tcp = TcpStream::from_std(std).map_err(|e| format!("{what}: socket: {e}"))?;
+    conns.fetch_add(1, Relaxed);
+    Ok((tcp, OpenConn(Arc::clone(conns))))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn rtmps_client(
     addr: SocketAddr,
     tls: Arc<ClientConfig>,
@@ -550,12 +797,9 @@ async fn rtmps_client(
     opts: Options,
     clock: Clock,
     connected: Arc<AtomicUsize>,
+    conns: Arc<AtomicUsize>,
 ) -> Result<(), String> {
-    let tcp = timeout(STEP, TcpStream::connect(addr))
-        .await
-        .map_err(|_| "RTMPS: TCP connect timed out".to_string())?
-        .map_err(|e| format!("RTMPS: TCP connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
+    let (tcp, _open) = dial(addr, &shared, &conns, "RTMPS").await?;
     let name = ServerName::try_from("localhost").expect("valid name");
     let mut stream = timeout(STEP, TlsConnector::from(tls).connect(name, tcp))
         .await
@@ -576,6 +820,7 @@ async fn rtmps_client(
     if s[0] != 3 || s[1 + HS..] != c0c1[1..] {
         return Err(format!("RTMPS {key:#x}: bad S0/S2"));
     }
+    shared.establish();
     connected.fetch_add(1, Relaxed);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let chunk = chunk_len(&opts);
@@ -594,6 +839,7 @@ async fn rtmps_client(
                 break;
             }
             let data = producer.next(chunk);
+            shared.up_sent.fetch_add(data.len() as u64, Relaxed);
             let written = async {
                 wr.write_all(&data).await?;
                 wr.flush().await
@@ -602,7 +848,6 @@ async fn rtmps_client(
                 result = Err(format!("RTMPS {key:#x}: write: {e}"));
                 break;
             }
-            shared.up_sent.fetch_add(data.len() as u64, Relaxed);
         }
         shared.up_done.store(true, Relaxed);
         result.map(|()| wr)
@@ -734,12 +979,9 @@ async fn rtmpt_client(
     opts: Options,
     clock: Clock,
     connected: Arc<AtomicUsize>,
+    conns: Arc<AtomicUsize>,
 ) -> Result<(), String> {
-    let tcp = timeout(STEP, TcpStream::connect(addr))
-        .await
-        .map_err(|_| "RTMPT: TCP connect timed out".to_string())?
-        .map_err(|e| format!("RTMPT: TCP connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
+    let (tcp, _open) = dial(addr, &shared, &conns, "RTMPT").await?;
     let mut http = Http {
         stream: tcp,
         buf: Vec::new(),
@@ -774,6 +1016,7 @@ async fn rtmpt_client(
     };
     let first = t.data("send", &got[1..1 + HS]).await?;
     take(&first);
+    shared.establish();
     connected.fetch_add(1, Relaxed);
 
     // Steady state: owe `rate` bytes per second since this point.
@@ -793,9 +1036,8 @@ async fn rtmpt_client(
         let owed = due.saturating_sub(producer.offset).min(max_send as u64) as usize;
         let data = if owed > 0 {
             let body = producer.next(owed);
-            let reply = t.data("send", &body).await?;
             shared.up_sent.fetch_add(body.len() as u64, Relaxed);
-            reply
+            t.data("send", &body).await?
         } else {
             t.data("idle", &[0]).await?
         };
@@ -845,6 +1087,10 @@ struct Pki {
     cert: PathBuf,
     key: PathBuf,
     der: CertificateDer<'static>,
+    /// The pair `cert-reload` writes over `cert` and `key`.
+    next_cert_pem: String,
+    next_key_pem: String,
+    next_der: CertificateDer<'static>,
 }
 
 impl Drop for Pki {
@@ -854,9 +1100,10 @@ impl Drop for Pki {
 }
 
 fn make_pki() -> Result<Pki, String> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".into()];
     let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".into()])
-            .map_err(|e| format!("rcgen: {e}"))?;
+        rcgen::generate_simple_self_signed(names.clone()).map_err(|e| format!("rcgen: {e}"))?;
+    let next = rcgen::generate_simple_self_signed(names).map_err(|e| format!("rcgen: {e}"))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -868,11 +1115,142 @@ fn make_pki() -> Result<Pki, String> {
         key: dir.join("key.pem"),
         der: generated.cert.der().clone(),
         dir,
+        next_cert_pem: next.cert.pem(),
+        next_key_pem: next.signing_key.serialize_pem(),
+        next_der: next.cert.der().clone(),
     };
     std::fs::write(&pki.cert, generated.cert.pem()).map_err(|e| format!("cert.pem: {e}"))?;
     std::fs::write(&pki.key, generated.signing_key.serialize_pem())
         .map_err(|e| format!("key.pem: {e}"))?;
     Ok(pki)
+}
+
+/// Sum of every series of `name` (e.g. `rtmpgate_connections_active`).
+fn metric_sum(metrics: &Metrics, name: &str) -> f64 {
+    metrics
+        .encode()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = if rest.starts_with('{') {
+                rest.split_once("} ")?.1
+            } else {
+                rest.strip_prefix(' ')?
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// Polls (every 20 ms, at most `limit`) until `done` holds.
+async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Everything the client slots and the fault driver share.
+struct Env {
+    opts: Options,
+    clock: Clock,
+    rtmps_addr: SocketAddr,
+    rtmp_addr: SocketAddr,
+    tls: Arc<ClientConfig>,
+    registry: Registry,
+    /// Every stream (attempt) ever started, for the final accounting.
+    all: Mutex<Vec<Arc<Shared>>>,
+    /// Streams that completed their handshakes (for the RSS sample).
+    connected: Arc<AtomicUsize>,
+    /// Client connections open now.
+    conns: Arc<AtomicUsize>,
+    /// Cut streams whose slot has established a new stream.
+    reconnected: Arc<AtomicUsize>,
+    reconnect_attempts: AtomicUsize,
+    errors: Errors,
+}
+
+/// How a client slot ended.
+enum SlotEnd {
+    /// Its stream(s) ran to the end.
+    Held,
+    /// Killed on purpose.
+    Killed,
+}
+
+fn stream_key(slot: usize, attempt: u64) -> u64 {
+    splitmix(0x736f_616b ^ slot as u64 ^ (attempt << 40)) | 1
+}
+
+/// One client slot: a stream, and after a cut by the upstream restart a new
+/// stream (new key) as soon as the upstream is back, until sending ends.
+async fn slot(env: Arc<Env>, i: usize, rtmps: bool) -> Result<SlotEnd, String> {
+    let mut attempt = 0u64;
+    let mut reconnecting = false;
+    loop {
+        let key = stream_key(i, attempt);
+        attempt += 1;
+        let shared = Arc::new(Shared {
+            rtmps,
+            reconnects: reconnecting.then(|| Arc::clone(&env.reconnected)),
+            ..Shared::default()
+        });
+        env.registry
+            .lock()
+            .unwrap()
+            .insert(key, Arc::clone(&shared));
+        env.all.lock().unwrap().push(Arc::clone(&shared));
+        let (opts, clock) = (env.opts.clone(), env.clock);
+        let (connected, conns) = (Arc::clone(&env.connected), Arc::clone(&env.conns));
+        let work = async {
+            if rtmps {
+                let tls = Arc::clone(&env.tls);
+                let addr = env.rtmps_addr;
+                let s = Arc::clone(&shared);
+                rtmps_client(addr, tls, key, s, opts, clock, connected, conns).await
+            } else {
+                let s = Arc::clone(&shared);
+                rtmpt_client(env.rtmp_addr, key, s, opts, clock, connected, conns).await
+            }
+        };
+        let result = tokio::select! {
+            r = timeout_at(clock.hard, work) => {
+                r.unwrap_or_else(|_| Err(format!("stream {key:#x}: hard deadline reached")))
+            }
+            () = shared.kill.cancelled() => Err("killed".into()),
+        };
+        shared.ended.store(true, Relaxed);
+        drop(shared.ctl.lock().unwrap().take());
+        let established = shared.established.load(Relaxed);
+        if established {
+            reconnecting = false;
+        }
+        match result {
+            Ok(()) => return Ok(SlotEnd::Held),
+            Err(_) if shared.killed.load(Relaxed) => return Ok(SlotEnd::Killed),
+            Err(e) if shared.cut.load(Relaxed) => {
+                if Instant::now() + Duration::from_secs(1) >= clock.stop_sending {
+                    return Err(format!("{e} (cut too late to reconnect)"));
+                }
+                reconnecting = true;
+            }
+            Err(e) if reconnecting && !established => {
+                env.reconnect_attempts.fetch_add(1, Relaxed);
+                if Instant::now() + Duration::from_millis(500) >= clock.stop_sending {
+                    return Err(format!("could not reconnect before sending ended: {e}"));
+                }
+                sleep(RECONNECT_BACKOFF).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Runs the whole soak and returns its report (never panics on a stream
@@ -919,17 +1297,21 @@ pub async fn run(opts: Options) -> Report {
             key: pki.key.clone(),
         },
         max_connections: 100_000,
+        // Only the cert-reload fault reloads, explicitly.
+        tls_reload_interval: Duration::from_secs(3600),
         ..Config::default()
     };
     config.timeouts.drain = Duration::from_secs(2);
     config.timeouts.idle = Some(Duration::from_secs(120));
     config.rtmpt.limits.max_sessions = 100_000;
     config.rtmpt.limits.max_per_client = 100_000;
-    config.rtmpt.limits.expiry = Duration::from_secs(60);
-    let gateway = match Gateway::bind(config, Arc::new(Metrics::default())).await {
+    config.rtmpt.limits.expiry = opts.rtmpt_expiry;
+    let metrics = Arc::new(Metrics::default());
+    let gateway = match Gateway::bind(config, Arc::clone(&metrics)).await {
         Ok(g) => g,
         Err(e) => return fail(&mut report, format!("gateway failed to start: {e}")),
     };
+    let reloader = gateway.tls_reloader();
     let addrs = gateway.local_addrs();
     let addr_of = |scheme| {
         addrs
@@ -944,8 +1326,10 @@ pub async fn run(opts: Options) -> Report {
         let _ = stop_rx.await;
     }));
 
+    // Clients trust the certificate and the one cert-reload swaps in.
     let mut roots = RootCertStore::empty();
     roots.add(pki.der.clone()).expect("valid trust anchor");
+    roots.add(pki.next_der.clone()).expect("valid trust anchor");
     let tls = Arc::new(
         ClientConfig::builder_with_provider(rtmpgate::tls::provider())
             .with_safe_default_protocol_versions()
@@ -965,66 +1349,94 @@ pub async fn run(opts: Options) -> Report {
     };
     let registry: Registry = Arc::default();
     let sink_tasks = TaskTracker::new();
-    let sink_task = tokio::spawn(sink_accept(
-        sink,
-        Arc::clone(&registry),
-        Arc::clone(&errors),
-        opts.clone(),
-        clock,
-        sink_tasks.clone(),
-    ));
 
     report.rss_before_kib = proc_status_kib("VmRSS");
-    let connected = Arc::new(AtomicUsize::new(0));
     let total = opts.rtmps_streams + opts.rtmpt_streams;
+    let env = Arc::new(Env {
+        opts: opts.clone(),
+        clock,
+        rtmps_addr,
+        rtmp_addr,
+        tls,
+        registry,
+        all: Mutex::new(Vec::with_capacity(total)),
+        connected: Arc::new(AtomicUsize::new(0)),
+        conns: Arc::new(AtomicUsize::new(0)),
+        reconnected: Arc::new(AtomicUsize::new(0)),
+        reconnect_attempts: AtomicUsize::new(0),
+        errors: Arc::clone(&errors),
+    });
+    let generation = Generation::default();
+    generation.start(sink, &env, &sink_tasks);
     let mut clients = tokio::task::JoinSet::new();
-    let mut streams = Vec::with_capacity(total);
     for i in 0..total {
-        let key = splitmix(0x736f_616b ^ i as u64) | 1;
-        let shared = Arc::new(Shared::default());
-        registry.lock().unwrap().insert(key, Arc::clone(&shared));
-        streams.push(Arc::clone(&shared));
         let is_rtmps = i < opts.rtmps_streams;
         let at = clock.start + opts.ramp.mul_f64(i as f64 / total.max(1) as f64);
-        let (opts, tls, connected) = (opts.clone(), Arc::clone(&tls), Arc::clone(&connected));
+        let env = Arc::clone(&env);
         clients.spawn(async move {
             sleep_until(at).await;
-            let work = async {
-                if is_rtmps {
-                    rtmps_client(rtmps_addr, tls, key, shared, opts, clock, connected).await
-                } else {
-                    rtmpt_client(rtmp_addr, key, shared, opts, clock, connected).await
-                }
-            };
-            let r = timeout_at(clock.hard, work)
-                .await
-                .unwrap_or_else(|_| Err(format!("stream {key:#x}: hard deadline reached")));
-            (is_rtmps, r)
+            let r = slot(env, i, is_rtmps).await;
+            (is_rtmps, Instant::now(), r)
         });
     }
 
+    // Faults, in order, over the sending window after the ramp.
+    let driver = Faults {
+        env: Arc::clone(&env),
+        metrics: Arc::clone(&metrics),
+        reloader,
+        sink: SinkControl {
+            addr: sink_addr,
+            generation: Mutex::new(generation),
+            tracker: sink_tasks.clone(),
+        },
+        cert_files: (
+            (pki.cert.clone(), pki.next_cert_pem.clone()),
+            (pki.key.clone(), pki.next_key_pem.clone()),
+            pki.next_der.clone(),
+        ),
+    };
+    let mut faults = opts.faults.clone();
+    faults.sort();
+    faults.dedup();
+    let fault_task = tokio::spawn(async move {
+        let mut reports = Vec::new();
+        for fault in faults {
+            let at = clock.start + opts.ramp + opts.duration.mul_f64(fault.at_share());
+            sleep_until(at).await;
+            reports.push(driver.inject(fault, at - clock.start).await);
+        }
+        reports
+    });
+
     // RSS once everything is established (or half way through sending).
     let half = clock.start + opts.ramp + opts.duration / 2;
-    while connected.load(Relaxed) < total && Instant::now() < half && !clients.is_empty() {
+    while env.connected.load(Relaxed) < total && Instant::now() < half && !clients.is_empty() {
         sleep(Duration::from_millis(20)).await;
     }
     // Let the first buffers fill before sampling.
     sleep_until((Instant::now() + opts.tick * 4).min(clock.stop_sending)).await;
     report.rss_connected_kib = proc_status_kib("VmRSS");
-    report.connected_at_sample = connected.load(Relaxed);
+    report.connected_at_sample = env.connected.load(Relaxed);
 
+    let mut slot_errors = Vec::new();
     while let Some(joined) = clients.join_next().await {
         match joined {
-            Ok((is_rtmps, Ok(()))) => {
+            Ok((is_rtmps, _, Ok(SlotEnd::Held))) => {
                 if is_rtmps {
                     report.rtmps_held += 1;
                 } else {
                     report.rtmpt_held += 1;
                 }
             }
-            Ok((_, Err(e))) => report.errors.push(e),
-            Err(e) => report.errors.push(format!("client task: {e}")),
+            Ok((_, _, Ok(SlotEnd::Killed))) => report.killed += 1,
+            Ok((_, when, Err(e))) => slot_errors.push((when, e)),
+            Err(e) => slot_errors.push((Instant::now(), format!("client task: {e}"))),
         }
+    }
+    match fault_task.await {
+        Ok(reports) => report.faults = reports,
+        Err(e) => report.errors.push(format!("fault driver: {e}")),
     }
     sink_tasks.close();
     if timeout_at(clock.hard + Duration::from_secs(1), sink_tasks.wait())
@@ -1033,20 +1445,78 @@ pub async fn run(opts: Options) -> Report {
     {
         report.errors.push("sink connections did not end".into());
     }
-    sink_task.abort();
     report.elapsed = start.elapsed();
 
-    for s in &streams {
+    // No leak: every client is gone, so rtmpgate must hold no connection
+    // and, once killed sessions expired, no RTMPT session.
+    let leak_bound = opts.rtmpt_expiry + Duration::from_secs(5);
+    let clean = wait_for(leak_bound, || {
+        metric_sum(&metrics, "rtmpgate_connections_active") == 0.0
+            && metric_sum(&metrics, "rtmpgate_rtmpt_sessions_active") == 0.0
+    })
+    .await;
+    if !clean {
+        report.errors.push(format!(
+            "leak: {} connections and {} RTMPT sessions still active {leak_bound:?} after the \
+             last client ended",
+            metric_sum(&metrics, "rtmpgate_connections_active"),
+            metric_sum(&metrics, "rtmpgate_rtmpt_sessions_active")
+        ));
+    }
+
+    for s in env.all.lock().unwrap().iter() {
         let (us, ur) = (s.up_sent.load(Relaxed), s.up_received.load(Relaxed));
         let (ds, dr) = (s.down_sent.load(Relaxed), s.down_received.load(Relaxed));
         report.up_sent += us;
         report.up_received += ur;
         report.down_sent += ds;
         report.down_received += dr;
-        report.lost += us.saturating_sub(ur) + ds.saturating_sub(dr);
-        report.mismatched += s.up_bad.load(Relaxed) + s.down_bad.load(Relaxed);
+        if s.faulted() || !s.established.load(Relaxed) {
+            // Bytes in flight at a kill or cut are gone by design; what was
+            // received must still be exact, and no more than was sent.
+            report.mismatched += bad_bytes(s);
+        } else {
+            report.lost += us.saturating_sub(ur) + ds.saturating_sub(dr);
+            report.mismatched += s.up_bad.load(Relaxed) + s.down_bad.load(Relaxed);
+        }
+        if s.cut.load(Relaxed) {
+            report.broken += 1;
+        }
     }
-    report.errors.extend(errors.lock().unwrap().drain(..));
+    report.reconnected = env.reconnected.load(Relaxed);
+    report.reconnect_attempts = env.reconnect_attempts.load(Relaxed);
+
+    let total_received = report.up_received + report.down_received;
+    let ends: Vec<u64> = report
+        .faults
+        .iter()
+        .skip(1)
+        .map(|f| f.received_at)
+        .chain([total_received])
+        .collect();
+    for (f, end) in report.faults.iter_mut().zip(ends) {
+        f.bytes_moved = end.saturating_sub(f.received_at);
+    }
+    // Failures go to the fault whose window they fall in (from it to the
+    // next fault), or to the run.
+    let mut timed: Vec<(Instant, String)> = slot_errors;
+    timed.extend(errors.lock().unwrap().drain(..));
+    for (when, e) in timed {
+        let since = when.saturating_duration_since(start);
+        match report.faults.iter_mut().rev().find(|f| f.at <= since) {
+            Some(f) => {
+                f.held = f.held.saturating_sub(1);
+                f.errors.push(e);
+            }
+            None => report.errors.push(e),
+        }
+    }
+    let fault_errors: usize = report.faults.iter().map(|f| f.errors.len()).sum();
+    if fault_errors > 0 {
+        report.errors.push(format!(
+            "{fault_errors} failures during faults (listed with their fault)"
+        ));
+    }
 
     let _ = stop_tx.send(());
     if timeout(Duration::from_secs(15), gateway_task)
@@ -1064,7 +1534,7 @@ pub async fn run(opts: Options) -> Report {
 fn usage() -> ! {
     eprintln!(
         "usage: soak --streams N --seconds S [--rtmpt-streams M] [--rate BYTES_PER_SEC] \
-         [--drain SECS]"
+         [--drain SECS] [--kill-percent P] [--fault upstream-restart|kill-clients|cert-reload]..."
     );
     std::process::exit(2)
 }
@@ -1088,6 +1558,10 @@ fn parse_args() -> Options {
             "--seconds" => opts.duration = Duration::from_secs_f64(num(value())),
             "--rate" => opts.rate = num(value()) as u64,
             "--drain" => opts.drain = Duration::from_secs_f64(num(value())),
+            "--kill-percent" => opts.kill_percent = num(value()) as u32,
+            "--fault" => opts
+                .faults
+                .push(Fault::parse(&value()).unwrap_or_else(|| usage())),
             _ => usage(),
         }
     }
@@ -1104,14 +1578,29 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        // The table goes to stdout; rtmpgate's log lines (many during the
+        // faults) to stderr.
+        .with_writer(std::io::stderr)
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     println!(
-        "soak: {} RTMPS + {} RTMPT streams, {:?} each, {} B/s each way per stream",
-        opts.rtmps_streams, opts.rtmpt_streams, opts.duration, opts.rate
+        "soak: {} RTMPS + {} RTMPT streams, {:?} each, {} B/s each way per stream, faults: {}",
+        opts.rtmps_streams,
+        opts.rtmpt_streams,
+        opts.duration,
+        opts.rate,
+        if opts.faults.is_empty() {
+            "none".to_string()
+        } else {
+            opts.faults
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     let report = runtime.block_on(run(opts));
     print!("{}", report.table());

@@ -181,6 +181,22 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Overload: when this many bytes are buffered on behalf of connections
+    /// (RTMPT session buffers, relay copy buffers), stop accepting and
+    /// answer new RTMPT sessions 503 until the total is below 90% again;
+    /// live streams go on. 0 = off. [default: 536870912 (512 MiB)]
+    /// Example: --overload-max-buffered 268435456
+    #[arg(long, value_name = "BYTES", env = "RTMPGATE_OVERLOAD_MAX_BUFFERED")]
+    pub overload_max_buffered: Option<u64>,
+
+    /// Overload: when this many client connections are served, stop
+    /// accepting and answer new RTMPT sessions 503 until fewer than 90% are
+    /// left; live streams go on. Unlike --max-connections it also sheds new
+    /// RTMPT sessions and resumes with hysteresis. 0 = off. [default: 0]
+    /// Example: --overload-max-connections 8000
+    #[arg(long, value_name = "N", env = "RTMPGATE_OVERLOAD_MAX_CONNECTIONS")]
+    pub overload_max_connections: Option<usize>,
+
     /// Send a PROXY protocol header to the upstream on every connection so
     /// it sees the real client address (nginx-rtmp parses only v1, on a
     /// `listen … proxy_protocol;` port). Off unless set.

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cli::Cli;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
+use crate::overload::OverloadLimits;
 use crate::proxy_protocol::{DEFAULT_TRUSTED, ProxyVersion};
 use crate::routes::RouteRule;
 use crate::rtmpt::RtmptSettings;
@@ -53,6 +54,8 @@ pub struct Config {
     pub max_connections_per_client: usize,
     /// HTTP tunnel settings.
     pub rtmpt: RtmptSettings,
+    /// High-water marks at which new work is shed.
+    pub overload: OverloadLimits,
     /// Admin endpoint (health, readiness, metrics), if enabled.
     pub admin: Option<std::net::SocketAddr>,
     /// Prefix of this replica's RTMPT session ids, if any.
@@ -127,6 +130,7 @@ impl Default for Config {
             max_connections: 10_000,
             max_connections_per_client: 0,
             rtmpt: RtmptSettings::default(),
+            overload: OverloadLimits::default(),
             admin: None,
             replica_tag: None,
             upstream_proxy_protocol: None,
@@ -189,6 +193,8 @@ struct FileConfig {
     drain_timeout: Option<String>,
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
+    overload_max_buffered: Option<u64>,
+    overload_max_connections: Option<usize>,
     rtmpt_long_poll: Option<String>,
     rtmpt_session_timeout: Option<String>,
     rtmpt_max_sessions: Option<usize>,
@@ -469,6 +475,16 @@ impl Config {
                     cli.rtmpt_forwarded_for || file.rtmpt_forwarded_for.unwrap_or(false);
                 r
             },
+            overload: OverloadLimits {
+                max_buffered: cli
+                    .overload_max_buffered
+                    .or(file.overload_max_buffered)
+                    .unwrap_or(defaults.overload.max_buffered),
+                max_connections: cli
+                    .overload_max_connections
+                    .or(file.overload_max_connections)
+                    .unwrap_or(defaults.overload.max_connections),
+            },
             admin: cli.admin.or(file.admin),
             replica_tag: cli.replica_tag.clone().or(file.replica_tag),
             upstream_proxy_protocol: cli.upstream_proxy_protocol.or(file.upstream_proxy_protocol),
@@ -505,6 +521,16 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "max_connections",
                 why: "must be at least 1".into(),
+            });
+        }
+        if self.overload.max_connections > self.max_connections {
+            return Err(ConfigError::Invalid {
+                setting: "overload_max_connections",
+                why: format!(
+                    "{} is above --max-connections {}, so it could never trip; lower it, \
+                     raise --max-connections, or set 0 to turn it off",
+                    self.overload.max_connections, self.max_connections
+                ),
             });
         }
         if let Some(tag) = &self.replica_tag
@@ -680,6 +706,71 @@ mod tests {
         let c = Config::from_sources(&cli(&["--config", path])).unwrap();
         assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.proxy_protocol_from.len(), 2);
+    }
+
+    #[test]
+    fn overload_limits_from_flags_env_names_and_file() {
+        use clap::CommandFactory;
+        let c = Config::from_sources(&Cli::default()).unwrap();
+        assert_eq!(c.overload.max_buffered, 512 * 1024 * 1024);
+        assert_eq!(c.overload.max_connections, 0, "off by default");
+
+        let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-ovl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "overload_max_buffered = 1048576\noverload_max_connections = 500\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+        assert_eq!(c.overload.max_buffered, 1 << 20);
+        assert_eq!(c.overload.max_connections, 500);
+        let c = Config::from_sources(&cli(&[
+            "--config",
+            path,
+            "--overload-max-buffered",
+            "0",
+            "--overload-max-connections",
+            "7",
+        ]))
+        .unwrap();
+        assert_eq!(c.overload.max_buffered, 0, "flag beats file; 0 = off");
+        assert_eq!(c.overload.max_connections, 7);
+
+        // The environment names follow the others (clap reads them).
+        let cmd = Cli::command();
+        let env = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .and_then(|e| e.to_str())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            env("overload_max_buffered").as_deref(),
+            Some("RTMPGATE_OVERLOAD_MAX_BUFFERED")
+        );
+        assert_eq!(
+            env("overload_max_connections").as_deref(),
+            Some("RTMPGATE_OVERLOAD_MAX_CONNECTIONS")
+        );
+
+        let e = Config::from_sources(&cli(&[
+            "--max-connections",
+            "100",
+            "--overload-max-connections",
+            "200",
+        ]))
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("overload_max_connections") && msg.contains("lower it"),
+            "{msg}"
+        );
+        let e = Cli::try_parse_from(["rtmpgate", "--overload-max-buffered", "lots"]).unwrap_err();
+        assert!(e.to_string().contains("--overload-max-buffered"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::buffers::ReadAhead;
 use crate::endpoint::{ListenScheme, ListenUrl};
 use crate::listener::{ClientAddrs, ServeContext};
 use crate::metrics::{CloseLabels, ListenerLabels};
@@ -85,12 +86,15 @@ impl Outcome {
     }
 }
 
-/// Serves one accepted client connection to its end.
+/// Serves one accepted client connection to its end. `overloaded`: it was
+/// accepted while [`crate::overload`] sheds new work (the listeners stay
+/// open for live RTMPT sessions), so a new RTMP stream on it is refused.
 pub(crate) async fn serve(
     ctx: Arc<ServeContext>,
     stream: TcpStream,
     peer: SocketAddr,
     url: ListenUrl,
+    overloaded: bool,
 ) {
     let started = Instant::now();
     let labels = ListenerLabels {
@@ -100,7 +104,7 @@ pub(crate) async fn serve(
     ctx.metrics.active.get_or_create(&labels).inc();
     tracing::info!("connection opened");
     let local = stream.local_addr().unwrap_or(url.addr);
-    let outcome = serve_socket(&ctx, stream, peer, local, url).await;
+    let outcome = serve_socket(&ctx, stream, peer, local, url, overloaded).await;
 
     ctx.metrics.active.get_or_create(&labels).dec();
     ctx.metrics
@@ -129,6 +133,7 @@ async fn serve_socket(
     peer: SocketAddr,
     local: SocketAddr,
     url: ListenUrl,
+    overloaded: bool,
 ) -> Outcome {
     let scheme = url.scheme;
     let (mut socket, quickack) = ClientSocket::new(stream);
@@ -168,10 +173,18 @@ async fn serve_socket(
     };
     let stream = Rewind::new(rest, socket);
     let Some(acceptor) = ctx.tls.as_ref().filter(|_| scheme.is_tls()) else {
-        return serve_stream(ctx, stream, addrs, scheme, &quickack).await;
+        return serve_stream(ctx, stream, addrs, scheme, &quickack, overloaded).await;
     };
-    match tokio::time::timeout(ctx.config.timeouts.tls_handshake, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve_stream(ctx, tls, addrs, scheme, &quickack).await,
+    match tokio::time::timeout(
+        ctx.config.timeouts.tls_handshake,
+        acceptor.accept(ReadAhead::new(stream)),
+    )
+    .await
+    {
+        // Boxed: a TLS stream is ~1.3 KB, and every async layer that takes
+        // the stream by value keeps its own slot for it for the whole
+        // connection; a pointer keeps the task of an idle stream small.
+        Ok(Ok(tls)) => serve_stream(ctx, Box::new(tls), addrs, scheme, &quickack, overloaded).await,
         Ok(Err(err)) => {
             let reason = tls_failure_reason(&err);
             tracing::warn!(%err, reason, "TLS handshake failed");
@@ -219,6 +232,7 @@ async fn serve_stream<S>(
     addrs: ClientAddrs,
     scheme: ListenScheme,
     quickack: &AtomicBool,
+    overloaded: bool,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -250,20 +264,34 @@ where
             tracing::info!("new stream while draining; refused");
             "draining"
         }
+        // Overloaded while RTMPT sessions keep the listeners open: new
+        // streams wait for another time (see `crate::overload`).
+        Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only && overloaded => {
+            ctx.metrics.overload_shed("accept");
+            tracing::info!("new stream while overloaded; refused");
+            "overloaded"
+        }
         Sniffed::Rtmp | Sniffed::Rtmpe if !tunnel_only => {
             if sniffed == Sniffed::Rtmpe {
                 tracing::info!("RTMPE client: relayed unchanged, encryption not terminated");
             }
             if sniffed == Sniffed::Rtmp && !ctx.routes.is_empty() {
-                return routed::serve(ctx, client, first, protocol, addrs).await;
+                // Boxed, like the HTTP tunnel below: the rarer, larger
+                // paths must not size the task of every plain relay.
+                return Box::pin(routed::serve(ctx, client, first, protocol, addrs)).await;
             }
-            return relay_to_upstream(ctx, client, &first, protocol, addrs).await;
+            return relay_to_upstream(ctx, client, first, protocol, addrs).await;
         }
         Sniffed::Http => {
             // ffmpeg writes request head and body separately; without
             // quick ACKs each request stalls ~40 ms on delayed ACK.
             quickack.store(true, Relaxed);
-            rtmpt::serve_http(ctx, Rewind::new(first.freeze(), client), addrs).await;
+            Box::pin(rtmpt::serve_http(
+                ctx,
+                Rewind::new(first.freeze(), client),
+                addrs,
+            ))
+            .await;
             return Outcome::early(protocol, CloseReason::HttpDone);
         }
         Sniffed::Tls => {
@@ -294,7 +322,7 @@ pub(crate) async fn close_gently<S: AsyncWrite + Unpin>(client: &mut S) {
 async fn relay_to_upstream<S>(
     ctx: &ServeContext,
     mut client: S,
-    first: &[u8],
+    first: BytesMut,
     protocol: &'static str,
     addrs: ClientAddrs,
 ) -> Outcome
@@ -315,6 +343,7 @@ where
         first,
         ctx.config.timeouts.idle,
         &ctx.abort,
+        &ctx.overload,
     )
     .await;
     if let Some(err) = &stats.error {

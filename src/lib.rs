@@ -20,18 +20,21 @@
 //! | [`sniff`] | protocol detection from first bytes; replaying them |
 //! | [`tls`] | rustls server config, PEM loading, self-signed fallback |
 //! | [`relay`] | bidirectional copy, half-close, idle timeout, byte counts |
+//! | [`buffers`] | pooled 64 KiB I/O buffers, held only while bytes are in flight; TLS read-ahead |
 //! | [`routes`] | routing rules by `app` and `tcUrl` host |
 //! | [`routed`] | a routed connection: handshakes, reading up to `connect` |
 //! | [`rtmp`] | RTMP handshake, chunk stream and AMF0 pieces used for routing |
 //! | [`rtmpt`] | the HTTP tunnel: sessions, ordering, long-poll |
 //! | [`upstream`] | connecting to the RTMP server |
 //! | [`net`] | socket options |
+//! | [`overload`] | process-wide high-water mark on buffered bytes and connections; shedding new work |
 //! | [`proxy_protocol`] | PROXY v1/v2 headers to the upstream and from load balancers |
 //! | [`metrics`] | Prometheus counters and gauges |
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod buffers;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -41,6 +44,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod net;
+pub mod overload;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod routed;

@@ -4,7 +4,11 @@
 //! ([`ServeContext`]). Each accept loop takes a permit from the connection
 //! cap *before* accepting, backs off on accept errors (EMFILE) instead of
 //! spinning, and spawns one task per connection in its own tracing span.
-//! What happens on a connection is [`crate::connection`]'s job.
+//! While [`crate::overload`] says overloaded it pauses too (clients wait in
+//! the backlog), unless RTMPT sessions are alive: their clients may need new
+//! connections, so accepting goes on and new streams are turned away after
+//! sniffing instead. What happens on a connection is
+//! [`crate::connection`]'s job.
 
 use std::future::Future;
 use std::io;
@@ -25,6 +29,7 @@ use crate::connection;
 use crate::endpoint::{ListenScheme, ListenUrl};
 use crate::limits::PerClient;
 use crate::metrics::Metrics;
+use crate::overload::Overload;
 use crate::routes::RouteRule;
 use crate::rtmpt::{self, Rtmpt};
 use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
@@ -54,6 +59,8 @@ pub(crate) struct ServeContext {
     pub(crate) draining: AtomicBool,
     /// Live connections per client address.
     pub(crate) per_client: Arc<PerClient>,
+    /// Process-wide load against the overload limits.
+    pub(crate) overload: Arc<Overload>,
     /// The upstream servers and their health.
     pub(crate) upstreams: Upstreams,
     /// Routing rules, each with its own upstreams (empty: no routing).
@@ -177,6 +184,7 @@ impl Gateway {
             None => None,
         };
         let abort = CancellationToken::new();
+        let overload = Overload::new(config.overload, &metrics);
         Ok(Self {
             ctx: Arc::new(ServeContext {
                 rtmpt: Rtmpt::new(config.rtmpt, config.replica_tag.clone()),
@@ -186,6 +194,7 @@ impl Gateway {
                 abort,
                 draining: AtomicBool::new(false),
                 per_client: PerClient::new(config.max_connections_per_client),
+                overload,
                 upstreams,
                 routes,
                 tasks: TaskTracker::new(),
@@ -202,6 +211,12 @@ impl Gateway {
     /// (SIGHUP and file changes use it; tests may call it directly).
     pub fn tls_reloader(&self) -> Option<Arc<TlsReloader>> {
         self.reloader.clone()
+    }
+
+    /// The overload accounting: anything that buffers bytes for a
+    /// connection charges them here (tests read it too).
+    pub fn overload(&self) -> Arc<Overload> {
+        Arc::clone(&self.ctx.overload)
     }
 
     /// The admin endpoint's bound address, if enabled.
@@ -365,6 +380,18 @@ async fn accept_loop(
                 }
             }
         };
+        if ctx.overload.is_overloaded() && ctx.rtmpt.table.is_empty() {
+            // Shed new work: clients wait in the backlog. (With RTMPT
+            // sessions alive we go on accepting for their requests, and
+            // `connection` turns new streams away.) The overload module logs
+            // the transitions; this is one line per pause per listener.
+            ctx.metrics.overload_shed("accept");
+            tracing::debug!(listener = %url.scheme, "overloaded; accepting paused");
+            tokio::select! {
+                () = overload_paused(&ctx) => {}
+                () = stop.cancelled() => return,
+            }
+        }
         let accepted = tokio::select! {
             // Stop first: once shutdown starts, not one more accept.
             biased;
@@ -380,6 +407,10 @@ async fn accept_loop(
             }
         };
         crate::net::tune_stream(&stream);
+        // Looked at before this connection counts: the one that reaches the
+        // mark is served, like the last permit of --max-connections.
+        let overloaded = ctx.overload.is_overloaded();
+        let counted = ctx.overload.connection();
         let id = ctx.next_conn_id.fetch_add(1, Relaxed) + 1;
         // `client` is filled in when a PROXY header names the real client.
         let span = tracing::info_span!(
@@ -392,10 +423,27 @@ async fn accept_loop(
         let ctx = Arc::clone(&ctx);
         tracker.spawn(
             async move {
-                connection::serve(ctx, stream, peer, url).await;
+                connection::serve(ctx, stream, peer, url, overloaded).await;
+                drop(counted);
                 drop(permit);
             }
             .instrument(span),
         );
+    }
+}
+
+/// Returns once the overload is over, or once an RTMPT session exists (its
+/// client may need a new connection), looking again every
+/// [`crate::overload::RECHECK`].
+async fn overload_paused(ctx: &ServeContext) {
+    loop {
+        let relieved = ctx.overload.relieved();
+        if tokio::time::timeout(crate::overload::RECHECK, relieved)
+            .await
+            .is_ok()
+            || !ctx.rtmpt.table.is_empty()
+        {
+            return;
+        }
     }
 }

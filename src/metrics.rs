@@ -64,6 +64,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Labels for work shed while overloaded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// `accept` (an accept loop paused) or `rtmpt_open` (a 503 to `/open`).
+    pub what: &'static str,
+}
+
 /// Label for the build info metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
@@ -109,6 +116,13 @@ pub struct Metrics {
     /// RTMPT requests naming a session that does not exist (or not for
     /// this client): guesses, expired sessions, misrouted requests.
     pub rtmpt_unknown_session: Counter,
+    /// 1 while overloaded (new work shed), else 0 (see [`crate::overload`]).
+    pub overloaded: Gauge,
+    /// Bytes buffered on behalf of connections, as charged to the overload
+    /// accounting.
+    pub buffered_bytes: Gauge,
+    /// Work shed while overloaded, by what.
+    pub overload_shed: Family<ShedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -135,6 +149,9 @@ impl Default for Metrics {
             rtmpt_duplicates: Counter::default(),
             rtmpt_gaps: Counter::default(),
             rtmpt_unknown_session: Counter::default(),
+            overloaded: Gauge::default(),
+            buffered_bytes: Gauge::default(),
+            overload_shed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -218,6 +235,21 @@ impl Default for Metrics {
             "RTMPT requests for a session that does not exist",
             m.rtmpt_unknown_session.clone(),
         );
+        registry.register(
+            "overloaded",
+            "1 while overloaded: accepting paused, new RTMPT sessions refused",
+            m.overloaded.clone(),
+        );
+        registry.register(
+            "buffered_bytes",
+            "Bytes buffered on behalf of connections (overload accounting)",
+            m.buffered_bytes.clone(),
+        );
+        registry.register(
+            "overload_shed",
+            "Work shed while overloaded: accept loop pauses, RTMPT opens refused",
+            m.overload_shed.clone(),
+        );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create(&VersionLabels {
@@ -241,6 +273,11 @@ impl Metrics {
     /// Counts a hit of the named limit.
     pub fn limit_hit(&self, limit: &'static str) {
         self.limit_hits.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// Counts work shed while overloaded (`accept` or `rtmpt_open`).
+    pub fn overload_shed(&self, what: &'static str) {
+        self.overload_shed.get_or_create(&ShedLabels { what }).inc();
     }
 
     /// Counts an RTMPT session that ended.

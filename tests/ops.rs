@@ -316,7 +316,7 @@ fn trusting(roots: &[&CertificateDer<'static>]) -> Arc<ClientConfig> {
     }
     let mut config = ClientConfig::builder_with_provider(rtmpgate::tls::provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
+        .expect("the crypto provider supports the default versions")
         .with_root_certificates(store)
         .with_no_client_auth();
     config.resumption = Resumption::disabled();

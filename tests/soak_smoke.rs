@@ -1,6 +1,7 @@
-//! A tiny run of the soak tool (`examples/soak.rs`): a few RTMPS streams and
+//! Tiny runs of the soak tool (`examples/soak.rs`): a few RTMPS streams and
 //! RTMPT sessions through rtmpgate in-process for a few seconds, every byte
-//! checked both ways.
+//! checked both ways, without a fault and with each fault (clients killed,
+//! certificate reloaded, upstream restarted).
 
 #[allow(dead_code)]
 #[path = "../examples/soak.rs"]
@@ -32,6 +33,105 @@ async fn soak_smoke_holds_every_stream_without_loss() {
         "no bytes moved\n{table}"
     );
     assert!(report.passed(), "{table}");
+}
+
+/// A few streams with one fault injected mid-run.
+async fn with_fault(fault: soak::Fault, seconds: u64) -> soak::Report {
+    let opts = soak::Options {
+        rtmps_streams: 6,
+        rtmpt_streams: 6,
+        duration: Duration::from_secs(seconds),
+        rate: 16 * 1024,
+        drain: Duration::from_secs(5),
+        ramp: Duration::from_millis(200),
+        faults: vec![fault],
+        kill_percent: 34,
+        rtmpt_expiry: Duration::from_secs(2),
+        ..soak::Options::default()
+    };
+    let report = soak::run(opts).await;
+    println!("{}", report.table());
+    report
+}
+
+/// Common to every fault: nothing received was wrong, nothing lost on the
+/// streams that ran to the end, no failure outside the fault's own effect,
+/// and no connection or session left behind in rtmpgate.
+#[track_caller]
+fn assert_clean(report: &soak::Report) {
+    let table = report.table();
+    assert_eq!(report.lost, 0, "bytes lost\n{table}");
+    assert_eq!(report.mismatched, 0, "bytes mismatched\n{table}");
+    assert!(report.errors.is_empty(), "errors\n{table}");
+    assert_eq!(report.faults.len(), 1, "{table}");
+    assert!(report.faults[0].errors.is_empty(), "fault checks\n{table}");
+    assert_eq!(report.faults[0].mismatched, 0, "{table}");
+    assert!(
+        report.up_received > 0 && report.down_received > 0,
+        "no bytes moved\n{table}"
+    );
+    assert!(report.passed(), "{table}");
+}
+
+/// A third of the clients reset their connections mid-run: the others are
+/// undisturbed and rtmpgate's active-connection gauge falls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_smoke_kill_clients_leaves_the_others_undisturbed_and_leaks_nothing() {
+    let report = with_fault(soak::Fault::KillClients, 4).await;
+    let table = report.table();
+    assert_clean(&report);
+    let f = &report.faults[0];
+    assert_eq!(f.live, 12, "{table}");
+    assert_eq!(f.broken, 5, "ceil(34% of 12) killed\n{table}");
+    assert_eq!(report.killed, 5, "{table}");
+    assert_eq!(report.rtmps_held + report.rtmpt_held, 7, "{table}");
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("all 7 other live streams kept moving")),
+        "{table}"
+    );
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("rtmpgate_connections_active 12 → 7")),
+        "the gauge falls back by the 5 killed\n{table}"
+    );
+}
+
+/// A new certificate mid-run: new RTMPS connections get it, live RTMPS
+/// streams keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_smoke_cert_reload_serves_the_new_cert_and_keeps_live_streams() {
+    let report = with_fault(soak::Fault::CertReload, 3).await;
+    let table = report.table();
+    assert_clean(&report);
+    let f = &report.faults[0];
+    assert_eq!(f.broken, 0, "{table}");
+    assert_eq!(report.rtmps_held, 6, "{table}");
+    assert_eq!(report.rtmpt_held, 6, "{table}");
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("3/3 new RTMPS connections got the new certificate")),
+        "{table}"
+    );
+}
+
+/// The upstream goes away for 1 s: every stream it carried ends with what
+/// it received intact, then reconnects as a new stream that runs clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_smoke_upstream_restart_cuts_cleanly_and_every_stream_reconnects() {
+    let report = with_fault(soak::Fault::UpstreamRestart, 5).await;
+    let table = report.table();
+    assert_clean(&report);
+    let f = &report.faults[0];
+    assert_eq!(f.broken, 12, "every stream went through the sink\n{table}");
+    assert_eq!(f.reconnected, 12, "{table}");
+    assert!(f.verified_before_cut > 0, "{table}");
+    assert_eq!(report.broken, 12, "{table}");
+    assert_eq!(report.reconnected, 12, "{table}");
+    assert_eq!(report.rtmps_held + report.rtmpt_held, 12, "{table}");
 }
 
 /// The checker the soak relies on notices a lost, a reordered and a

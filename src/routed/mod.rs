@@ -106,7 +106,7 @@ where
     };
     let idle = ctx.config.timeouts.idle;
     let stats = match &rule.tc_url {
-        None => relay::relay(client, upstream, &pending, idle, &ctx.abort).await,
+        None => relay::relay(client, upstream, pending, idle, &ctx.abort, &ctx.overload).await,
         Some(tc_url) => match rewritten(&received, &pending, tc_url, reader.chunk_size()) {
             Err(why) => {
                 tracing::warn!(why, "tcUrl rewrite impossible; closing");
@@ -116,14 +116,14 @@ where
             }
             Ok((prefix, false)) => {
                 let all = [&prefix[..], &pending[received.end as usize..]].concat();
-                relay::relay(client, upstream, &all, idle, &ctx.abort).await
+                relay::relay(client, upstream, all, idle, &ctx.abort, &ctx.overload).await
             }
             Ok((prefix, true)) => {
                 let mut reader = reader;
                 reader.set_max_message_len(MAX_MESSAGE);
                 let raw = BytesMut::from(&pending[received.end as usize..]);
                 let client = Rechunk::new(client, reader, received.message.csid, raw, received.end);
-                relay::relay(client, upstream, &prefix, idle, &ctx.abort).await
+                relay::relay(client, upstream, prefix, idle, &ctx.abort, &ctx.overload).await
             }
         },
     };

@@ -317,6 +317,15 @@ async fn open(ctx: &ServeContext, addrs: ClientAddrs, body: Incoming) -> Respons
             "draining: open the session elsewhere",
         );
     }
+    if ctx.overload.is_overloaded() {
+        // Shed new sessions; the live ones keep being served.
+        ctx.metrics.overload_shed("rtmpt_open");
+        tracing::info!("rtmpt /open refused: overloaded");
+        return reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded: retry later or open the session elsewhere",
+        );
+    }
     let (tx, rx) = mpsc::channel(session::COMMAND_CHANNEL);
     let id = match ctx.rtmpt.table.insert(peer.ip(), tx) {
         Ok(id) => id,
@@ -348,6 +357,7 @@ async fn open(ctx: &ServeContext, addrs: ClientAddrs, body: Incoming) -> Respons
         table: Arc::clone(&ctx.rtmpt.table),
         metrics: Arc::clone(&ctx.metrics),
         abort: ctx.abort.clone(),
+        overload: Arc::clone(&ctx.overload),
     };
     ctx.tasks.spawn(session::run(start));
     reply::opened(&id)

@@ -4,8 +4,9 @@
 //! sequence order (with a small reorder window), replaying the cached reply
 //! to a duplicate, streaming `/send` bodies into the upstream, buffering
 //! server bytes up to a cap (then not reading the upstream, so TCP
-//! backpressure reaches the server), the `/idle` long-poll, the delay byte,
-//! and the log line when the session ends. HTTP parsing is in [`super`];
+//! backpressure reaches the server; the buffered bytes are charged to
+//! [`crate::overload`]), the `/idle` long-poll, the delay byte, and the log
+//! line when the session ends. HTTP parsing is in [`super`];
 //! which sessions exist is in [`super::table`].
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::path::Verb;
 use super::table::SessionTable;
 use crate::metrics::Metrics;
+use crate::overload::{Charge, Overload};
 use crate::relay::sleep_until_opt;
 use crate::upstream::UpstreamStream;
 
@@ -184,6 +186,8 @@ pub struct SessionStart {
     pub metrics: Arc<Metrics>,
     /// Fires when rtmpgate's drain period is over.
     pub abort: CancellationToken,
+    /// Where the buffered server bytes are charged.
+    pub overload: Arc<Overload>,
 }
 
 /// The session task's state.
@@ -194,6 +198,8 @@ struct Session {
     metrics: Arc<Metrics>,
     /// Server→client bytes not yet delivered.
     down: BytesMut,
+    /// `down`'s length, as charged to the overload accounting.
+    charged: Charge,
     upstream_eof: bool,
     /// Next sequence number to apply; `None` before the first request.
     next_seq: Option<u64>,
@@ -218,6 +224,7 @@ pub async fn run(start: SessionStart) {
         table,
         metrics,
         abort,
+        overload,
     } = start;
     let started = Instant::now();
     let (up_read, up_write) = tokio::io::split(upstream);
@@ -227,6 +234,7 @@ pub async fn run(start: SessionStart) {
         settings,
         metrics: Arc::clone(&metrics),
         down: BytesMut::new(),
+        charged: overload.charge(0),
         upstream_eof: false,
         next_seq: None,
         window: BTreeMap::new(),
@@ -327,6 +335,7 @@ impl Session {
             }
             Ok(n) => {
                 self.bytes_down += n as u64;
+                self.charged.set(self.down.len());
                 Ok(())
             }
             Err(err) => {
@@ -483,6 +492,7 @@ impl Session {
     fn take_reply(&mut self) -> Reply {
         let n = self.down.len().min(self.settings.max_reply);
         let data = self.down.split_to(n).freeze();
+        self.charged.set(self.down.len());
         if data.is_empty() {
             self.empty_streak = self.empty_streak.saturating_add(1);
         } else {

@@ -64,10 +64,10 @@ pub enum TlsError {
     Generate(String),
 }
 
-/// The crypto provider every TLS config in rtmpgate uses (see README:
-/// ring, for its build cost; its AES-GCM throughput is on par).
+/// The crypto provider every TLS config in rtmpgate uses (see README,
+/// "Dependency notes": aws-lc-rs, for its RSA and AES-GCM speed).
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Builds the server configuration for all TLS listeners. Certificates
@@ -75,7 +75,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 pub fn server_config(resolver: Arc<CertResolver>, tls13_tickets: usize) -> Arc<ServerConfig> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .expect("the crypto provider supports the default protocol versions")
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     // librtmp 2.4 with GnuTLS fails its RTMP handshake when TLS 1.3 session

@@ -133,7 +133,7 @@ pub async fn connect(
                     }
                 })?;
                 let tls = tls
-                    .connect(name, stream)
+                    .connect(name, crate::buffers::ReadAhead::new(stream))
                     .await
                     .map_err(|source| UpstreamError::Tls {
                         upstream: authority.clone(),

@@ -11,13 +11,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::buffers::ReadAhead;
+
 /// A connected upstream.
 #[derive(Debug)]
 pub enum UpstreamStream {
     /// `rtmp://`.
     Plain(TcpStream),
     /// `rtmps://` (boxed: a TLS stream is much larger than a socket).
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<ReadAhead<TcpStream>>>),
 }
 
 impl AsyncRead for UpstreamStream {

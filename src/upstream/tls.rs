@@ -46,7 +46,7 @@ pub enum UpstreamTlsError {
 pub fn client_config(trust: &UpstreamTrust) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions");
+        .expect("the crypto provider supports the default protocol versions");
     let config = match trust {
         UpstreamTrust::PublicRoots => {
             let roots = RootCertStore {

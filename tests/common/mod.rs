@@ -199,7 +199,7 @@ pub fn client_config_with(resumption: Resumption) -> Arc<ClientConfig> {
         .expect("test certificate is a valid trust anchor");
     let mut config = ClientConfig::builder_with_provider(rtmpgate::tls::provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
+        .expect("the crypto provider supports the default versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.resumption = resumption;
@@ -214,7 +214,7 @@ pub fn client_config_tls12() -> Arc<ClientConfig> {
         .expect("test certificate is a valid trust anchor");
     let config = ClientConfig::builder_with_provider(rtmpgate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
-        .expect("ring supports TLS 1.2")
+        .expect("the crypto provider supports TLS 1.2")
         .with_root_certificates(roots)
         .with_no_client_auth();
     Arc::new(config)

@@ -1,12 +1,15 @@
 //! The byte relay between a client stream and the upstream stream.
 //!
-//! Owns copying both ways with half-close (`copy_bidirectional_with_sizes`),
-//! the idle timeout, byte counting and working out which side ended the
+//! Owns copying both ways with half-close ([`copy`], pooled buffers held
+//! only while bytes are in flight), the idle timeout, byte counting and working out which side ended the
 //! relay. It knows nothing of TLS, HTTP or RTMP: any `AsyncRead + AsyncWrite`
 //! pair works.
 
+mod copy;
+
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,10 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Copy buffer per direction. 16 KiB is one full TLS record, so a TLS read
-/// fills it in one go, while 10,000 connections still cost only ~320 MiB of
-/// buffers at most.
-pub const RELAY_BUFFER: usize = 16 * 1024;
+use crate::overload::Overload;
 
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,15 +171,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
 pub async fn relay<C, U>(
     client: C,
     mut upstream: U,
-    prefix: &[u8],
+    prefix: impl AsRef<[u8]>,
     idle: Option<Duration>,
     stop: &CancellationToken,
+    overload: &Arc<Overload>,
 ) -> RelayStats
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Err(err) = upstream.write_all(prefix).await {
+    let prefix_len = prefix.as_ref().len() as u64;
+    if let Err(err) = upstream.write_all(prefix.as_ref()).await {
         return RelayStats {
             client_to_upstream: 0,
             upstream_to_client: 0,
@@ -193,7 +195,9 @@ where
         first_eof: AtomicU8::new(NOBODY),
         first_error: AtomicU8::new(NOBODY),
     };
-    let (up_bytes, down_bytes) = (AtomicU64::new(prefix.len() as u64), AtomicU64::new(0));
+    // Sent on: free it now rather than hold it for the stream's lifetime.
+    drop(prefix);
+    let (up_bytes, down_bytes) = (AtomicU64::new(prefix_len), AtomicU64::new(0));
     let mut client = Counted {
         inner: client,
         side: CLIENT,
@@ -209,12 +213,7 @@ where
     let idle_check = idle.unwrap_or(Duration::MAX);
     let mut next_check = Instant::now().checked_add(idle_check);
     let (end, error) = {
-        let copy = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut upstream,
-            RELAY_BUFFER,
-            RELAY_BUFFER,
-        );
+        let copy = copy::bidirectional(&mut client, &mut upstream, overload);
         tokio::pin!(copy);
         loop {
             tokio::select! {
@@ -270,14 +269,23 @@ pub(crate) async fn sleep_until_opt(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
+    use crate::overload::OverloadLimits;
     use tokio::io::{AsyncReadExt, duplex};
+
+    fn overload() -> Arc<Overload> {
+        Overload::new(OverloadLimits::default(), &Metrics::default())
+    }
 
     #[tokio::test]
     async fn copies_both_ways_and_reports_who_closed() {
         let (client, mut client_peer) = duplex(8);
         let (upstream, mut upstream_peer) = duplex(8);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(async move { relay(client, upstream, b"pre", None, &stop).await });
+        let task =
+            tokio::spawn(
+                async move { relay(client, upstream, b"pre", None, &stop, &overload()).await },
+            );
         client_peer.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 8];
         upstream_peer.read_exact(&mut got).await.unwrap();
@@ -331,8 +339,9 @@ mod tests {
     async fn write_error_after_eof_is_a_clean_close() {
         let (upstream, mut upstream_peer) = duplex(64);
         let stop = CancellationToken::new();
-        let task =
-            tokio::spawn(async move { relay(GoneAfterEof, upstream, b"", None, &stop).await });
+        let task = tokio::spawn(async move {
+            relay(GoneAfterEof, upstream, b"", None, &stop, &overload()).await
+        });
         // The upstream answers after the client left; delivering it fails.
         upstream_peer.write_all(b"late").await.unwrap();
         let stats = task.await.unwrap();
@@ -345,7 +354,16 @@ mod tests {
         let (upstream, mut upstream_peer) = duplex(64);
         let stop = CancellationToken::new();
         let task = tokio::spawn(async move {
-            relay(client, upstream, b"", Some(Duration::from_secs(10)), &stop).await
+            let overload = overload();
+            relay(
+                client,
+                upstream,
+                b"",
+                Some(Duration::from_secs(10)),
+                &stop,
+                &overload,
+            )
+            .await
         });
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_secs(6)).await;
