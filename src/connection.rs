@@ -175,12 +175,10 @@ async fn serve_socket(
     let Some(acceptor) = ctx.tls.as_ref().filter(|_| scheme.is_tls()) else {
         return serve_stream(ctx, stream, addrs, scheme, &quickack, overloaded).await;
     };
-    match tokio::time::timeout(
-        ctx.config.timeouts.tls_handshake,
-        acceptor.accept(ReadAhead::new(stream)),
-    )
-    .await
-    {
+    // The handshake's state is boxed (and freed when it ends) so it does not
+    // size the task that then lives as long as the stream.
+    let handshake = Box::pin(acceptor.accept(ReadAhead::new(stream)));
+    match tokio::time::timeout(ctx.config.timeouts.tls_handshake, handshake).await {
         // Boxed: a TLS stream is ~1.3 KB, and every async layer that takes
         // the stream by value keeps its own slot for it for the whole
         // connection; a pointer keeps the task of an idle stream small.
@@ -329,7 +327,9 @@ async fn relay_to_upstream<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let upstream = match ctx.connect_upstream(addrs).await {
+    // Boxed for the same reason as the TLS handshake: a connect attempt's
+    // state must not stay in the task for the stream's lifetime.
+    let upstream = match Box::pin(ctx.connect_upstream(addrs)).await {
         Ok(u) => u,
         Err(err) => {
             tracing::warn!(%err, "upstream unavailable");
