@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Smoke test of the proxy benchmark (bench/run.sh): every workload against
+# rtmpgate, HAProxy and stunnel with tiny sizes (one repetition), then checks
+# that every table cell got a number and that every loadgen check passed.
+# No timing is asserted. Well under 90 s after the build.
+#
+#   bash tests/bench_smoke.sh
+#   RTMPGATE_BIN=... LOADGEN_BIN=... bash tests/bench_smoke.sh   (skip the build)
+#
+# Peers (stunnel4, haproxy, iperf3, openssl) are installed with apt-get when
+# missing; under CI=true a peer still missing fails the test (bench/run.sh
+# exits 1), locally its column would say n/a and this test fails on that too.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUTDIR="$(mktemp -d "${TMPDIR:-/tmp}/bench-smoke.XXXXXX")"
+trap 'rm -rf "$OUTDIR"' EXIT
+
+# Build first (outside the timed part), unless binaries are given.
+if [[ -z "${RTMPGATE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
+    (cd "$ROOT" && timeout -s TERM -k 5 1800 cargo build --release --bin rtmpgate --example loadgen) >&2
+    export RTMPGATE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/rtmpgate"
+    export LOADGEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/loadgen"
+fi
+
+start=$SECONDS
+rc=0
+REPS=1 BULK_BYTES=20000000 BULK_CONNS="1 2" HS_CONNS=4 HS_SECS=1 LAT_COUNT=100 \
+    HOLD_COUNTS=50 HOLD_SECS=2 HOLD_RATE=500 HOLD_INTERVAL_MS=500 RTMPT_BYTES=5000000 \
+    LIMIT_SECS=1 OUT="$OUTDIR/report.md" \
+    timeout -s TERM -k 10 300 bash "$ROOT/bench/run.sh" >"$OUTDIR/out.txt" 2>"$OUTDIR/err.txt" || rc=$?
+elapsed=$((SECONDS - start))
+
+fail() {
+    printf 'FAIL bench_smoke: %s\n' "$1"
+    echo "----- bench/run.sh stdout (tail) -----"
+    tail -n 60 "$OUTDIR/out.txt" || true
+    echo "----- bench/run.sh stderr (tail) -----"
+    tail -n 40 "$OUTDIR/err.txt" || true
+    exit 1
+}
+
+((rc == 0)) || fail "bench/run.sh exited with status $rc"
+[[ -s "$OUTDIR/report.md" ]] || fail "no report written"
+grep -q '^loadgen checks: [0-9]* runs, 0 failed, 0 hold shortfalls$' "$OUTDIR/out.txt" ||
+    fail "loadgen checks failed: $(grep '^loadgen checks' "$OUTDIR/out.txt" || echo 'no summary line')"
+
+# Every table must exist and every cell be a number (or a dash for columns
+# that do not apply, in the RTMPT table only).
+for title in "Physical limits" "Bulk push" "Full handshakes" "Resumed handshakes" \
+    "Latency" "Idle connections held" "RTMPT vs RTMP"; do
+    grep -q "^### $title" "$OUTDIR/report.md" || fail "table '$title' missing"
+done
+if grep -n 'n/a\|nan\| ok)' "$OUTDIR/report.md"; then
+    fail "some cells have no number (n/a) or failed runs (k/n ok)"
+fi
+for col in rtmpgate HAProxy stunnel; do
+    grep -q "| workload | rtmpgate | HAProxy | stunnel |" "$OUTDIR/report.md" || fail "column $col missing"
+done
+rows=$(grep -c '^| TLS\|^| [0-9,]* conns' "$OUTDIR/report.md" || true)
+((rows >= 20)) || fail "only $rows data rows in the proxy tables"
+# Resumption must actually have happened against every proxy.
+if grep '^| TLS .* resumed % |' "$OUTDIR/report.md" | grep -q '| 0.000 \|| 0 '; then
+    fail "a proxy never resumed a session"
+fi
+
+echo "bench_smoke: passed ($rows rows, bench/run.sh took ${elapsed}s after the build)"
