@@ -556,6 +556,31 @@ async fn any_client_address_setting_lets_another_address_use_the_session() {
 // 6. HTTP-level refusals
 // ---------------------------------------------------------------------------
 
+/// Regression (slowhttptest slow-body run): a client that sends part of an
+/// `/open` body and hangs up used to leave its connection open for ever,
+/// hyper waiting for the rest of the body and our EOF hold waiting for
+/// hyper. It must be closed at once, with no session left.
+#[tokio::test]
+async fn body_cut_short_by_a_hang_up_closes_the_connection() {
+    let upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    let gw = start_gateway(&[RTMP], upstream.addr, |_| {}).await;
+    let mut s = common::connect_tcp(gw.rtmp()).await;
+    s.write_all(
+        b"POST /open/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-fcs\r\nContent-Length: 64\r\n\r\nab",
+    )
+    .await
+    .unwrap();
+    s.shutdown().await.unwrap();
+    // The server answers (400) or just closes; either way it must close.
+    common::read_until_closed(
+        &mut s,
+        Duration::from_secs(5),
+        "server closing a connection whose body was cut short",
+    )
+    .await;
+    assert_eq!(gw.metric(SESSIONS_ACTIVE, &[]), 0.0);
+}
+
 #[tokio::test]
 async fn bad_requests_get_precise_statuses() {
     const MAX_BODY: usize = 4096;

@@ -225,7 +225,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
             .eof_waiter
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-        if self.state.in_flight() {
+        // A body cut short can never complete: tell hyper now, or the
+        // request waiting for it and this EOF wait for each other.
+        let cut_short = matches!(self.framing, Framing::Body(left) if left > 0);
+        if self.state.in_flight() && !cut_short {
             Poll::Pending
         } else {
             Poll::Ready(Ok(()))

@@ -297,12 +297,20 @@ async fn route(
 /// Reads and discards a tiny body (the 0x00 of open/idle/close) so the
 /// connection stays usable for the next request.
 async fn discard_small(body: Incoming) -> Result<(), Response<ReplyBody>> {
-    Limited::new(body, SMALL_BODY)
-        .collect()
-        .await
-        .map(drop)
-        .map_err(|_| reply::error(StatusCode::BAD_REQUEST, "bad request body"))
+    let read = Limited::new(body, SMALL_BODY).collect();
+    match tokio::time::timeout(SMALL_BODY_TIMEOUT, read).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(reply::error(StatusCode::BAD_REQUEST, "bad request body")),
+        Err(_) => Err(reply::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body too slow",
+        )),
+    }
 }
+
+/// Longest a client may take to send the one byte of an open/idle/close
+/// body (slow-body attacks hold a connection each otherwise).
+const SMALL_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn open(ctx: &ServeContext, addrs: ClientAddrs, body: Incoming) -> Response<ReplyBody> {
     let peer = addrs.peer;
