@@ -233,6 +233,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", env = "RTMPGATE_RTMPT_LONG_POLL", value_parser = humantime::parse_duration)]
     pub rtmpt_long_poll: Option<Duration>,
 
+    /// RTMPT: longest a client may take to send a request head (slowloris
+    /// defence; also closes idle keep-alive connections). [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_RTMPT_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub rtmpt_header_timeout: Option<Duration>,
+
     /// RTMPT: drop a session after this long without any request (clients
     /// that are killed never send /close). [default: 30s]
     #[arg(long, value_name = "DURATION", env = "RTMPGATE_RTMPT_SESSION_TIMEOUT", value_parser = humantime::parse_duration)]

@@ -196,6 +196,7 @@ struct FileConfig {
     overload_max_buffered: Option<u64>,
     overload_max_connections: Option<usize>,
     rtmpt_long_poll: Option<String>,
+    rtmpt_header_timeout: Option<String>,
     rtmpt_session_timeout: Option<String>,
     rtmpt_max_sessions: Option<usize>,
     rtmpt_max_sessions_per_client: Option<usize>,
@@ -450,6 +451,12 @@ impl Config {
                     "rtmpt_long_poll",
                     d.session.long_poll,
                 )?;
+                r.header_timeout = dur(
+                    cli.rtmpt_header_timeout,
+                    &file.rtmpt_header_timeout,
+                    "rtmpt_header_timeout",
+                    d.header_timeout,
+                )?;
                 r.limits.expiry = dur(
                     cli.rtmpt_session_timeout,
                     &file.rtmpt_session_timeout,
@@ -561,6 +568,7 @@ impl Config {
             ("handshake_timeout", self.timeouts.first_bytes),
             ("connect_timeout", self.timeouts.connect),
             ("rtmpt_session_timeout", self.rtmpt.limits.expiry),
+            ("rtmpt_header_timeout", self.rtmpt.header_timeout),
             ("tls_reload_interval", self.tls_reload_interval),
         ] {
             if d.is_zero() {
@@ -672,18 +680,21 @@ mod tests {
         let file = dir.join("c.toml");
         std::fs::write(
             &file,
-            "rtmpt_long_poll = \"5ms\"\nrtmpt_max_body = 1024\nrtmpt_any_client_address = true\n",
+            "rtmpt_long_poll = \"5ms\"\nrtmpt_max_body = 1024\nrtmpt_any_client_address = true\nrtmpt_header_timeout = \"7s\"\n",
         )
         .unwrap();
         let path = file.to_str().unwrap();
         let c = Config::from_sources(&cli(&["--config", path])).unwrap();
         assert_eq!(c.rtmpt.session.long_poll, Duration::from_millis(5));
         assert_eq!(c.rtmpt.max_body, 1024);
+        assert_eq!(c.rtmpt.header_timeout, Duration::from_secs(7));
         assert!(!c.rtmpt.limits.bind_client);
         let c = Config::from_sources(&cli(&["--config", path, "--rtmpt-long-poll", "0s"])).unwrap();
         assert_eq!(c.rtmpt.session.long_poll, Duration::ZERO);
         let e = Config::from_sources(&cli(&["--rtmpt-long-poll", "1m"])).unwrap_err();
         assert!(e.to_string().contains("rtmpt_long_poll"), "{e}");
+        let e = Config::from_sources(&cli(&["--rtmpt-header-timeout", "0s"])).unwrap_err();
+        assert!(e.to_string().contains("rtmpt_header_timeout"), "{e}");
     }
 
     #[test]

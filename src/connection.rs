@@ -47,8 +47,8 @@ pub enum CloseReason {
     Rejected(&'static str),
     /// The upstream could not be reached.
     UpstreamUnavailable,
-    /// The RTMPT connection served its HTTP requests and ended.
-    HttpDone,
+    /// The RTMPT connection ended (served its requests, or how it failed).
+    Http(rtmpt::HttpEnd),
 }
 
 impl CloseReason {
@@ -62,7 +62,7 @@ impl CloseReason {
             Self::ClientGone => "client_gone_early",
             Self::Rejected(what) => what,
             Self::UpstreamUnavailable => "upstream_unavailable",
-            Self::HttpDone => "http_done",
+            Self::Http(end) => end.as_str(),
         }
     }
 }
@@ -284,13 +284,13 @@ where
             // ffmpeg writes request head and body separately; without
             // quick ACKs each request stalls ~40 ms on delayed ACK.
             quickack.store(true, Relaxed);
-            Box::pin(rtmpt::serve_http(
+            let end = Box::pin(rtmpt::serve_http(
                 ctx,
                 Rewind::new(first.freeze(), client),
                 addrs,
             ))
             .await;
-            return Outcome::early(protocol, CloseReason::HttpDone);
+            return Outcome::early(protocol, CloseReason::Http(end));
         }
         Sniffed::Tls => {
             tracing::warn!(

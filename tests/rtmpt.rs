@@ -581,6 +581,46 @@ async fn body_cut_short_by_a_hang_up_closes_the_connection() {
     assert_eq!(gw.metric(SESSIONS_ACTIVE, &[]), 0.0);
 }
 
+/// hyper's header-read timeout only works with a timer set: a client that
+/// sends a request line and then nothing (slowloris) is closed at
+/// `--rtmpt-header-timeout` and counted as such; garbage is counted as a
+/// bad request.
+#[tokio::test]
+async fn slow_request_head_is_closed_at_the_header_timeout_and_counted() {
+    const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
+    let upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    let gw = start_gateway(&[RTMP], upstream.addr, |c| {
+        c.rtmpt.header_timeout = HEADER_TIMEOUT;
+    })
+    .await;
+    let closed = common::CLOSED;
+    let mut slow = common::connect_tcp(gw.rtmp()).await;
+    slow.write_all(b"POST /open/1 HTTP/1.1\r\n").await.unwrap();
+    let started = Instant::now();
+    common::read_until_closed(
+        &mut slow,
+        HEADER_TIMEOUT * 20,
+        "a request head that never ends",
+    )
+    .await;
+    assert!(
+        started.elapsed() >= HEADER_TIMEOUT / 2,
+        "closed before the header timeout: {:?}",
+        started.elapsed()
+    );
+    gw.wait_metric(closed, &[("reason", "http_header_timeout")], 1.0)
+        .await;
+
+    let mut garbage = common::connect_tcp(gw.rtmp()).await;
+    garbage
+        .write_all(b"PUT\x00\x01 nonsense\r\n\r\n")
+        .await
+        .unwrap();
+    common::read_until_closed(&mut garbage, Duration::from_secs(5), "garbage request").await;
+    gw.wait_metric(closed, &[("reason", "http_bad_request")], 1.0)
+        .await;
+}
+
 #[tokio::test]
 async fn bad_requests_get_precise_statuses() {
     const MAX_BODY: usize = 4096;

@@ -131,8 +131,49 @@ pub(crate) async fn reap(ctx: Arc<ServeContext>, stop: tokio_util::sync::Cancell
     }
 }
 
+/// How an RTMPT connection ended, for the close log line and metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpEnd {
+    /// Requests served, then the client (or a drain) closed it.
+    Done,
+    /// A request head did not arrive within `--rtmpt-header-timeout`
+    /// (slowloris, or an idle keep-alive).
+    HeaderTimeout,
+    /// Not HTTP/1 hyper could parse (garbage, header too large).
+    BadRequest,
+    /// The client left in the middle of a request.
+    Incomplete,
+    /// Any other I/O or protocol error.
+    Error,
+}
+
+impl HttpEnd {
+    /// Short label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "http_done",
+            Self::HeaderTimeout => "http_header_timeout",
+            Self::BadRequest => "http_bad_request",
+            Self::Incomplete => "http_incomplete_request",
+            Self::Error => "http_error",
+        }
+    }
+
+    fn of(err: &hyper::Error) -> Self {
+        if err.is_timeout() {
+            Self::HeaderTimeout
+        } else if err.is_parse() || err.is_parse_too_large() {
+            Self::BadRequest
+        } else if err.is_incomplete_message() {
+            Self::Incomplete
+        } else {
+            Self::Error
+        }
+    }
+}
+
 /// Serves HTTP requests on one client connection until it closes.
-pub(crate) async fn serve_http<S>(ctx: &Arc<ServeContext>, io: S, addrs: ClientAddrs)
+pub(crate) async fn serve_http<S>(ctx: &Arc<ServeContext>, io: S, addrs: ClientAddrs) -> HttpEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -158,16 +199,19 @@ where
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(err) = res {
+        res = conn.as_mut() => match res {
+            Ok(()) => HttpEnd::Done,
+            Err(err) => {
                 tracing::debug!(%err, "rtmpt connection ended with an error");
+                HttpEnd::of(&err)
             }
-        }
+        },
         // Draining and no session left to serve (or the drain is over):
         // finish the request in flight, then close the keep-alive.
         () = ctx.http_done.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+            HttpEnd::Done
         }
     }
 }
