@@ -388,3 +388,31 @@ show_logs() {
         tail -n "${LOG_TAIL_LINES:-25}" "$f" | sed 's/\r/\n/g' | tail -n "${LOG_TAIL_LINES:-25}"
     done
 }
+
+# pass NAME: counts and prints a passed case (each suite defines its own
+# `fail NAME WHY [LOG...]`, which knows which logs to show).
+pass() {
+    PASSED=$((PASSED + 1))
+    printf 'PASS %s\n' "$1"
+}
+
+# run_cases NAME...: runs `case_NAME` for each, with fresh CASE_LOGS and
+# CASE_PIDS, stopping the processes a case started once it returns. An
+# unknown case, an aborted one, or one that ends without a PASS or FAIL is a
+# failure.
+run_cases() {
+    local c before
+    for c in "$@"; do
+        if ! declare -F "case_$c" >/dev/null; then
+            fail "$c" "no such case"
+            continue
+        fi
+        log "case $c"
+        CASE_LOGS=()
+        CASE_PIDS=()
+        before=$((PASSED + FAILED))
+        "case_$c" || fail "$c" "case aborted (status $?)"
+        ((PASSED + FAILED > before)) || fail "$c" "case ended without a verdict"
+        if ((${#CASE_PIDS[@]} > 0)); then stop_pids "${CASE_PIDS[@]}"; fi
+    done
+}

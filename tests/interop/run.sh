@@ -40,11 +40,6 @@ MIN_PLAYER_FRAMES=$((SENT_FRAMES * 90 / 100))
 PASSED=0
 FAILED=0
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf 'PASS %s\n' "$1"
-}
-
 # Logs of the running case's own peers (extra nginx, rtmpgate, stunnel…),
 # shown by fail; emptied before every case.
 CASE_LOGS=()
@@ -663,18 +658,7 @@ main() {
         "rtmps://127.0.0.1:$GATE_TLS_PORT" "rtmp://127.0.0.1:$GATE_PLAIN_PORT" \
         "rtmpt://127.0.0.1:$GATE_RTMPT_PORT" "rtmpts://127.0.0.1:$GATE_RTMPTS_PORT"
 
-    local c
-    for c in "${cases[@]}"; do
-        if ! declare -F "case_$c" >/dev/null; then
-            fail "$c" "no such case"
-            continue
-        fi
-        log "case $c"
-        CASE_LOGS=()
-        CASE_PIDS=()
-        "case_$c" || fail "$c" "case aborted (status $?)"
-        if ((${#CASE_PIDS[@]} > 0)); then stop_pids "${CASE_PIDS[@]}"; fi
-    done
+    run_cases "${cases[@]}"
 
     gate_log_summary
     printf 'interop: %d passed, %d failed\n' "$PASSED" "$FAILED"

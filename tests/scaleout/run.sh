@@ -48,11 +48,6 @@ FAILED=0
 CASE_LOGS=()
 CASE_PIDS=()
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf 'PASS %s\n' "$1"
-}
-
 # fail NAME WHY [LOG...]: records a failure, prints the tails of LOGs and of
 # the case's own logs (CASE_LOGS).
 fail() {
@@ -892,20 +887,7 @@ main() {
     NGINX_PORT=$(free_ports 1)
     start_nginx "$NGINX_PORT"
 
-    local c before
-    for c in "${cases[@]}"; do
-        if ! declare -F "case_$c" >/dev/null; then
-            fail "$c" "no such case"
-            continue
-        fi
-        log "case $c"
-        CASE_LOGS=()
-        CASE_PIDS=()
-        before=$((PASSED + FAILED))
-        "case_$c" || fail "$c" "case aborted (status $?)"
-        ((PASSED + FAILED > before)) || fail "$c" "case ended without a verdict"
-        if ((${#CASE_PIDS[@]} > 0)); then stop_pids "${CASE_PIDS[@]}"; fi
-    done
+    run_cases "${cases[@]}"
 
     printf 'scaleout: %d passed, %d failed\n' "$PASSED" "$FAILED"
     ((FAILED == 0))
