@@ -10,6 +10,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`auth`] | authorizing publish/play: keys file, signed URLs, webhook, allow cache |
 //! | [`cli`] | flags and environment variables (clap) |
 //! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`] |
 //! | [`endpoint`] | listener and upstream URLs |
@@ -34,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod buffers;
 pub mod cli;
 pub mod config;
