@@ -150,6 +150,10 @@ impl Webhook {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => return Err(HookError::Saturated),
         };
+        // A slot freed only at the deadline is as good as none.
+        if Instant::now() >= deadline {
+            return Err(HookError::Saturated);
+        }
         let request = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(USER_AGENT, concat!("rtmpgate/", env!("CARGO_PKG_VERSION")))
