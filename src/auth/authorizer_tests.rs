@@ -179,6 +179,12 @@ fn log_name_modes() {
     assert_eq!(build(LogKeyMode::Plain).log_name("k").as_deref(), Some("k"));
     assert_eq!(build(LogKeyMode::Off).log_name("k"), None);
     assert_eq!(LogKeyMode::default(), LogKeyMode::Hash);
+    for m in [LogKeyMode::Hash, LogKeyMode::Plain, LogKeyMode::Off] {
+        assert_eq!(m.as_str().parse::<LogKeyMode>(), Ok(m));
+    }
+    assert_eq!("PLAIN".parse::<LogKeyMode>(), Ok(LogKeyMode::Plain));
+    let e = "clear".parse::<LogKeyMode>().unwrap_err();
+    assert!(e.contains("use hash, plain or off"), "{e}");
 }
 
 #[test]
@@ -274,4 +280,10 @@ fn debug_hides_secrets() {
     .unwrap();
     let d = format!("{a:?}");
     assert!(d.contains("hmac: true") && !d.contains("hunter2"), "{d}");
+    let r = format!(
+        "{:?}",
+        request(Call::Publish, "streamkey1", &[("sig", "abcdef")])
+    );
+    assert!(!r.contains("streamkey1") && !r.contains("abcdef"), "{r}");
+    assert!(r.contains(r#"arg_names: ["sig"]"#), "{r}");
 }

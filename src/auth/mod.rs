@@ -82,6 +82,33 @@ pub enum LogKeyMode {
     Off,
 }
 
+impl LogKeyMode {
+    /// `hash`, `plain` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKeyMode::Hash => "hash",
+            LogKeyMode::Plain => "plain",
+            LogKeyMode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for LogKeyMode {
+    type Err = String;
+
+    /// Parses `hash`, `plain` or `off` (any case), for the flag.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hash" => Ok(LogKeyMode::Hash),
+            "plain" => Ok(LogKeyMode::Plain),
+            "off" => Ok(LogKeyMode::Off),
+            _ => Err(format!(
+                "unknown stream-key log mode {s:?}; use hash, plain or off"
+            )),
+        }
+    }
+}
+
 /// What the caller configured; plain data, validated by [`Authorizer::build`].
 #[derive(Clone)]
 pub struct AuthSettings {
@@ -176,8 +203,9 @@ impl Call {
     }
 }
 
-/// One publish or play to authorize; owned plain data.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One publish or play to authorize; owned plain data. Its `Debug` hides
+/// the stream name and the argument values (stream keys, signatures).
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthRequest {
     /// publish or play.
     pub call: Call,
@@ -197,6 +225,23 @@ pub struct AuthRequest {
     pub protocol: &'static str,
     /// TLS server name the client asked for, if any.
     pub sni: Option<String>,
+}
+
+impl fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arg_names: Vec<&str> = self.args.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("AuthRequest")
+            .field("call", &self.call)
+            .field("app", &self.app)
+            .field("name", &"<hidden>")
+            .field("arg_names", &arg_names)
+            .field("addr", &self.addr)
+            .field("tcurl", &self.tcurl)
+            .field("flashver", &self.flashver)
+            .field("protocol", &self.protocol)
+            .field("sni", &self.sni)
+            .finish()
+    }
 }
 
 impl AuthRequest {
