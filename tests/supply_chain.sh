@@ -64,6 +64,7 @@ log "$(cargo deny --version)"
 
 # check NAME [ARGS…]: cargo deny --color never ARGS… check NAME, output in
 # $WORK/NAME.log; shows the errors (and the summary line) on failure.
+# $CHECK_NOTE, if set, goes into the PASS/FAIL line.
 check() {
     local name="$1" rc=0
     shift
@@ -73,26 +74,28 @@ check() {
     local warnings
     warnings=$(grep -c '^warning\[' "$WORK/$name.log" || true)
     if ((rc == 0)); then
-        pass "$name${warnings:+ ($warnings warnings${summary:+, $summary})}"
+        pass "$name (${CHECK_NOTE:+$CHECK_NOTE; }$warnings warnings${summary:+, $summary})"
         if [[ $name == bans ]] && ((warnings > 0)); then
             grep -E "^warning\[duplicate\]" "$WORK/$name.log" | sed 's/^/  /' >&2 || true
         fi
     else
         grep -E -A 12 '^error(\[|:)' "$WORK/$name.log" | head -n 80 >&2 || tail -n 40 "$WORK/$name.log" >&2
-        fail "$name" "cargo deny check $name exited $rc: $(grep -E '^error' "$WORK/$name.log" | sort | uniq -c | sed 's/^ *//' | paste -sd ';' - | cut -c 1-400)"
+        fail "$name" "${CHECK_NOTE:+$CHECK_NOTE: }cargo deny check $name exited $rc: $(grep -E '^error' "$WORK/$name.log" | sort | uniq -c | sed 's/^ *//' | paste -sd ';' - | cut -c 1-400)"
     fi
 }
 
 # ------------------------------------------------------------ advisory DB ---
-SNAPSHOT="${SUPPLY_CHAIN_ADVISORY_DB_BUNDLE:-$REPO_ROOT/../shared/advisory-db.bundle}"
+SNAPSHOT="$(realpath -m "${SUPPLY_CHAIN_ADVISORY_DB_BUNDLE:-$REPO_ROOT/../shared/advisory-db.bundle}")"
 MAX_AGE_DAYS="${SUPPLY_CHAIN_ADVISORY_DB_MAX_AGE_DAYS:-180}"
-UPSTREAM=https://github.com/RustSec/advisory-db
+# Where a newer DB may be fetched from (a mirror of it may stand in).
+UPSTREAM="${SUPPLY_CHAIN_ADVISORY_DB_URL:-https://github.com/RustSec/advisory-db}"
 # cargo-deny (0.20) keeps each db-url's clone in
 # <db-path>/<last path segment>-<xxhash64 of the lower-cased url>; this is the
 # directory for the default db-url, $UPSTREAM.
 DBS="$WORK/advisory-dbs"
 DB_DIR="$DBS/advisory-db-3157b0e258782691"
 DB_USED=""  # "snapshot …" or "upstream …" once $DB_DIR holds a usable DB
+DB_SHORT="" # the same in a few words, for the advisories line
 [[ -z ${SUPPLY_CHAIN_ADVISORIES:-} ]] ||
     log "SUPPLY_CHAIN_ADVISORIES=${SUPPLY_CHAIN_ADVISORIES} is ignored: advisories are always checked"
 
@@ -150,22 +153,25 @@ advisory_db() {
             else
                 mv "$WORK/upstream-db" "$DB_DIR"
                 DB_USED="upstream $UPSTREAM: ${DB_COMMIT:0:8} dated $(day "$DB_DATE"), $(age_days "$DB_DATE") days old"
+                DB_SHORT="upstream ${DB_COMMIT:0:8} of $(day "$DB_DATE")"
             fi
         else
             up_why="upstream answered but git clone failed: $(tail -n 1 "$WORK/upstream-clone.log" | cut -c 1-160)"
         fi
     else
-        up_why="upstream not reachable in 20 s: $(grep -a -m 1 -E 'fatal|error' "$WORK/ls-remote.log" | cut -c 1-160 || echo timeout)"
+        up_why="upstream not reachable (git ls-remote, 20 s limit): $(grep -a -m 1 -E 'fatal|error' "$WORK/ls-remote.log" | cut -c 1-160 || echo timed out)"
     fi
     if [[ -z $DB_USED ]] && ((snap_ok)); then
         mv "$WORK/snapshot-db" "$DB_DIR"
         DB_USED="$snap_desc"
+        DB_SHORT="snapshot ${snap_commit:0:8} of $(day "$snap_date")"
     fi
-    log "advisory DB: ${DB_USED:-none}; $UPSTREAM: ${up_why:-used}"
+    log "advisory DB: ${DB_USED:-none}${up_why:+; $up_why}"
     if [[ -n $snap_why ]]; then
         fail "$name" "$snap_why${DB_USED:+ (checking with the $DB_USED instead)}"
     else
-        pass "$name (using the ${DB_USED}${up_why:+; $up_why})"
+        [[ $DB_USED == upstream* ]] && up_why="the $snap_desc is older"
+        pass "$name (using the ${DB_USED}; $up_why)"
     fi
 }
 advisory_db
@@ -179,7 +185,7 @@ awk -v db="$DBS" '{ print } $0 == "[advisories]" { print "db-path = \"" db "\"" 
 # ------------------------------------------------------------ advisories ---
 if [[ -n $DB_USED ]]; then
     if timeout -s TERM -k 5 300 cargo fetch --locked -q >"$WORK/fetch.log" 2>&1; then
-        check advisories --offline --config "$WORK/deny.toml"
+        CHECK_NOTE="db: $DB_SHORT" check advisories --offline --config "$WORK/deny.toml"
     else
         fail advisories "cargo fetch --locked failed: $(tail -n 2 "$WORK/fetch.log" | paste -sd ' ' - | cut -c 1-200)"
     fi
