@@ -14,7 +14,8 @@
 # as cargo-deny expects (<db-path>/advisory-db-<hash of the default db-url>)
 # and runs cargo-deny --offline against it. If github.com answers
 # `git ls-remote` within 20 s (a developer machine), a shallow clone of
-# upstream main is used instead when it is newer. Nothing is skipped.
+# upstream main (SUPPLY_CHAIN_ADVISORY_DB_URL overrides the URL, e.g. for a
+# mirror) is used instead when it is newer. Nothing is skipped.
 #
 # Cases, each printed as `PASS name (details)` / `FAIL name: why`:
 #   advisory_db           the snapshot exists, clones, and its data is at most
