@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::ServeContext;
+use crate::context::ServeContext;
 
 /// Readiness probes the upstream with a TCP connect bounded by this, well
 /// inside Kubernetes' default 1 s probe timeout.

@@ -1,11 +1,12 @@
-//! One client connection from accept to close.
+//! One client connection from accept to close: the dispatcher.
 //!
 //! Owns the per-connection pipeline: (PROXY header) → per-client cap →
 //! (TLS handshake) → first bytes → sniff →
 //! route (relay to the upstream, or hand to the RTMPT server), each phase
 //! under its own timeout, and the single log line and metrics written when
 //! the connection ends. Accepting is [`crate::listener`]'s job; copying bytes
-//! is [`crate::relay`]'s.
+//! is [`crate::relay`]'s; how a connection ended is [`crate::outcome`]'s.
+//! Nothing imports this room back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,84 +14,31 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::buffers::ReadAhead;
+use crate::context::{ClientAddrs, ServeContext};
 use crate::endpoint::{ListenScheme, ListenUrl};
-use crate::listener::{ClientAddrs, ServeContext};
 use crate::metrics::{CloseLabels, ListenerLabels};
 use crate::net::ClientSocket;
+use crate::outcome::{CloseReason, Outcome, close_gently};
 use crate::proxy_protocol;
-use crate::relay::{self, RelayEnd};
+use crate::relay;
+use crate::routed;
+use crate::rtmpt::{self, Rtmpt};
 use crate::sniff::{Rewind, Sniffed};
-use crate::{routed, rtmpt};
 
 /// Room for the first read: an RTMP C0+C1 (1537 bytes) or an HTTP request
 /// head usually arrives whole in one segment.
 const FIRST_READ: usize = 2048;
-
-/// Why a connection ended, as logged and counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The relay ran and ended this way.
-    Relay(RelayEnd),
-    /// TLS handshake did not finish in time.
-    TlsTimeout,
-    /// TLS handshake failed (not TLS, bad version, no shared cipher…).
-    TlsFailed,
-    /// The client sent nothing within the handshake timeout.
-    FirstBytesTimeout,
-    /// The client closed or failed before sending a byte.
-    ClientGone,
-    /// The first byte is no protocol this listener serves.
-    Rejected(&'static str),
-    /// The upstream could not be reached.
-    UpstreamUnavailable,
-    /// The RTMPT connection ended (served its requests, or how it failed).
-    Http(rtmpt::HttpEnd),
-}
-
-impl CloseReason {
-    /// Short label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Relay(end) => end.as_str(),
-            Self::TlsTimeout => "tls_handshake_timeout",
-            Self::TlsFailed => "tls_handshake_failed",
-            Self::FirstBytesTimeout => "handshake_timeout",
-            Self::ClientGone => "client_gone_early",
-            Self::Rejected(what) => what,
-            Self::UpstreamUnavailable => "upstream_unavailable",
-            Self::Http(end) => end.as_str(),
-        }
-    }
-}
-
-/// What the close log line and metrics report.
-pub(crate) struct Outcome {
-    pub(crate) protocol: &'static str,
-    pub(crate) reason: CloseReason,
-    pub(crate) up: u64,
-    pub(crate) down: u64,
-}
-
-impl Outcome {
-    pub(crate) fn early(protocol: &'static str, reason: CloseReason) -> Self {
-        Self {
-            protocol,
-            reason,
-            up: 0,
-            down: 0,
-        }
-    }
-}
 
 /// Serves one accepted client connection to its end. `overloaded`: it was
 /// accepted while [`crate::overload`] sheds new work (the listeners stay
 /// open for live RTMPT sessions), so a new RTMP stream on it is refused.
 pub(crate) async fn serve(
     ctx: Arc<ServeContext>,
+    rtmpt: Arc<Rtmpt>,
     stream: TcpStream,
     peer: SocketAddr,
     url: ListenUrl,
@@ -104,7 +52,7 @@ pub(crate) async fn serve(
     ctx.metrics.active.get_or_create(&labels).inc();
     tracing::info!("connection opened");
     let local = stream.local_addr().unwrap_or(url.addr);
-    let outcome = serve_socket(&ctx, stream, peer, local, url, overloaded).await;
+    let outcome = serve_socket(&ctx, &rtmpt, stream, peer, local, url, overloaded).await;
 
     ctx.metrics.active.get_or_create(&labels).dec();
     ctx.metrics
@@ -129,6 +77,7 @@ pub(crate) async fn serve(
 /// handshake (on TLS listeners), then [`serve_stream`].
 async fn serve_socket(
     ctx: &Arc<ServeContext>,
+    rt: &Arc<Rtmpt>,
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
@@ -173,7 +122,7 @@ async fn serve_socket(
     };
     let stream = Rewind::new(rest, socket);
     let Some(acceptor) = ctx.tls.as_ref().filter(|_| scheme.is_tls()) else {
-        return serve_stream(ctx, stream, addrs, scheme, &quickack, overloaded).await;
+        return serve_stream(ctx, rt, stream, addrs, scheme, &quickack, overloaded).await;
     };
     // The handshake's state is boxed (and freed when it ends) so it does not
     // size the task that then lives as long as the stream.
@@ -182,7 +131,9 @@ async fn serve_socket(
         // Boxed: a TLS stream is ~1.3 KB, and every async layer that takes
         // the stream by value keeps its own slot for it for the whole
         // connection; a pointer keeps the task of an idle stream small.
-        Ok(Ok(tls)) => serve_stream(ctx, Box::new(tls), addrs, scheme, &quickack, overloaded).await,
+        Ok(Ok(tls)) => {
+            serve_stream(ctx, rt, Box::new(tls), addrs, scheme, &quickack, overloaded).await
+        }
         Ok(Err(err)) => {
             let reason = tls_failure_reason(&err);
             tracing::warn!(%err, reason, "TLS handshake failed");
@@ -226,6 +177,7 @@ fn tls_failure_reason(err: &std::io::Error) -> &'static str {
 /// After TLS (if any): read the first bytes, decide what they are, route.
 async fn serve_stream<S>(
     ctx: &Arc<ServeContext>,
+    rt: &Arc<Rtmpt>,
     mut client: S,
     addrs: ClientAddrs,
     scheme: ListenScheme,
@@ -286,6 +238,7 @@ where
             quickack.store(true, Relaxed);
             let end = Box::pin(rtmpt::serve_http(
                 ctx,
+                rt,
                 Rewind::new(first.freeze(), client),
                 addrs,
             ))
@@ -309,12 +262,6 @@ where
     };
     close_gently(&mut client).await;
     Outcome::early(protocol, CloseReason::Rejected(rejected))
-}
-
-/// Closes a client we are turning away: a TLS close_notify (or FIN) so it
-/// sees a deliberate close rather than a truncation; bounded in time.
-pub(crate) async fn close_gently<S: AsyncWrite + Unpin>(client: &mut S) {
-    let _ = tokio::time::timeout(relay::CLOSE_GRACE, client.shutdown()).await;
 }
 
 async fn relay_to_upstream<S>(

@@ -1,25 +1,30 @@
 //! rtmpgate: terminates RTMPS, RTMPT and RTMPTS and relays plain RTMP to any
 //! RTMP server.
 //!
-//! Data flows one way through the modules:
-//! accept ([`listener`]) → TLS ([`tls`]) → first bytes ([`sniff`]) →
-//! per-connection routing ([`connection`]) → byte relay ([`relay`]) or HTTP
-//! tunnel session ([`rtmpt`]) →
-//! upstream socket ([`upstream`]).
+//! Data flows one way through the modules, and so do the imports (see
+//! `ARCHITECTURE.md` at the repository root; `tests/architecture.rs` fails
+//! on any import cycle):
+//! start-up ([`server`]) → accept ([`listener`]) → dispatch ([`connection`]:
+//! PROXY header, TLS ([`tls`]), first bytes ([`sniff`])) → byte relay
+//! ([`relay`]), routed relay ([`routed`]) or HTTP tunnel session
+//! ([`rtmpt`]) → upstream socket ([`upstream`]).
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`server`] | building the shared state, binding, running, draining |
+//! | [`listener`] | the accept loops: connection cap, backoff, overload pause |
+//! | [`connection`] | one connection: handshakes, sniffing, dispatch, close log line |
+//! | [`auth`] | authorizing publish/play: keys file, signed URLs, nginx-rtmp-style webhook, allow cache (not wired into the relay paths yet) |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
-//! | [`auth`] | authorizing publish/play: keys file, signed URLs, webhook, allow cache |
+//! | [`context`] | what every connection shares ([`context::ServeContext`]) |
+//! | [`outcome`] | how a connection ended: close reasons, byte counts |
 //! | [`cli`] | flags and environment variables (clap) |
-//! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`] |
+//! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`]; every room's settings types |
 //! | [`endpoint`] | listener and upstream URLs |
 //! | [`io`] | shared plumbing of the stream wrappers |
 //! | [`limits`] | per-client-address connection cap |
-//! | [`listener`] | binding, accept loops, connection cap, drain at shutdown |
-//! | [`connection`] | one connection: handshakes, sniffing, routing, close log line |
 //! | [`sniff`] | protocol detection from first bytes; replaying them |
-//! | [`tls`] | rustls server config, PEM loading, self-signed fallback |
+//! | [`tls`] | rustls server config, PEM loading, self-signed fallback, reload |
 //! | [`relay`] | bidirectional copy, half-close, idle timeout, byte counts |
 //! | [`buffers`] | pooled 64 KiB I/O buffers, held only while bytes are in flight; TLS read-ahead |
 //! | [`routes`] | routing rules by `app` and `tcUrl` host |
@@ -30,7 +35,7 @@
 //! | [`net`] | socket options |
 //! | [`overload`] | process-wide high-water mark on buffered bytes and connections; shedding new work |
 //! | [`proxy_protocol`] | PROXY v1/v2 headers to the upstream and from load balancers |
-//! | [`metrics`] | Prometheus counters and gauges |
+//! | [`metrics`] | Prometheus counters and gauges, with their labels |
 
 #![forbid(unsafe_code)]
 
@@ -40,12 +45,14 @@ pub mod buffers;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod context;
 pub mod endpoint;
 pub mod io;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod net;
+pub mod outcome;
 pub mod overload;
 pub mod proxy_protocol;
 pub mod relay;
@@ -53,9 +60,10 @@ pub mod routed;
 pub mod routes;
 pub mod rtmp;
 pub mod rtmpt;
+pub mod server;
 pub mod sniff;
 pub mod tls;
 pub mod upstream;
 
 pub use config::Config;
-pub use listener::{Gateway, StartError};
+pub use server::{Gateway, StartError};

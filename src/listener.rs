@@ -1,365 +1,39 @@
-//! Binding listeners, the accept loops, and the drain at shutdown.
+//! The accept loops: one per listener.
 //!
-//! Owns the [`Gateway`]: the bound sockets plus everything connections share
-//! ([`ServeContext`]). Each accept loop takes a permit from the connection
-//! cap *before* accepting, backs off on accept errors (EMFILE) instead of
-//! spinning, and spawns one task per connection in its own tracing span.
-//! While [`crate::overload`] says overloaded it pauses too (clients wait in
-//! the backlog), unless RTMPT sessions are alive: their clients may need new
-//! connections, so accepting goes on and new streams are turned away after
-//! sniffing instead. What happens on a connection is
-//! [`crate::connection`]'s job.
+//! Each loop takes a permit from the connection cap *before* accepting,
+//! backs off on accept errors (EMFILE) instead of spinning, and spawns one
+//! task per connection in its own tracing span. While [`crate::overload`]
+//! says overloaded it pauses too (clients wait in the backlog), unless RTMPT
+//! sessions are alive: their clients may need new connections, so accepting
+//! goes on and new streams are turned away after sniffing instead. Binding
+//! and start-up are [`crate::server`]'s; what happens on a connection is
+//! [`crate::connection`]'s.
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::config::{Config, TlsSource};
 use crate::connection;
-use crate::endpoint::{ListenScheme, ListenUrl};
-use crate::limits::PerClient;
-use crate::metrics::Metrics;
-use crate::overload::Overload;
-use crate::routes::RouteRule;
-use crate::rtmpt::{self, Rtmpt};
-use crate::tls::{self, CertResolver, CertStore, TlsError, TlsReloader};
-use crate::upstream::{UpstreamStream, UpstreamTlsError, Upstreams};
-use crate::{proxy_protocol, upstream};
-
-/// How often the drain looks whether RTMPT sessions are gone.
-const DRAIN_POLL: Duration = Duration::from_millis(100);
+use crate::context::ServeContext;
+use crate::endpoint::ListenUrl;
+use crate::rtmpt::Rtmpt;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// What every connection task shares. Read-only after start.
-pub(crate) struct ServeContext {
-    pub(crate) config: Config,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) tls: Option<TlsAcceptor>,
-    /// Fires when the drain period is over: live relays close.
-    pub(crate) abort: CancellationToken,
-    /// Fires when a drain has no RTMPT session left to serve (or is over):
-    /// idle HTTP keep-alive connections close. A child of `abort`.
-    pub(crate) http_done: CancellationToken,
-    /// RTMPT session table and settings.
-    pub(crate) rtmpt: Rtmpt,
-    /// Set once shutdown begins: readiness turns false.
-    pub(crate) draining: AtomicBool,
-    /// Live connections per client address.
-    pub(crate) per_client: Arc<PerClient>,
-    /// Process-wide load against the overload limits.
-    pub(crate) overload: Arc<Overload>,
-    /// The upstream servers and their health.
-    pub(crate) upstreams: Upstreams,
-    /// Routing rules, each with its own upstreams (empty: no routing).
-    pub(crate) routes: Vec<(RouteRule, Upstreams)>,
-    /// Every connection and RTMPT session task: the drain waits for all.
-    pub(crate) tasks: TaskTracker,
-    /// Source of connection ids for logs, unique across listeners.
-    pub(crate) next_conn_id: std::sync::atomic::AtomicU64,
-}
-
-/// A client connection's two ends, as used for logs, limits and PROXY
-/// headers. `peer` is the real client: the PROXY header's source when a
-/// trusted load balancer sent one.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddrs {
-    /// The client.
-    pub peer: SocketAddr,
-    /// Our address the client connected to.
-    pub local: SocketAddr,
-}
-
-impl ServeContext {
-    /// Connects to the upstream for `client`, sending the configured PROXY
-    /// header; counts failures.
-    pub(crate) async fn connect_upstream(
-        &self,
-        client: ClientAddrs,
-    ) -> Result<UpstreamStream, upstream::UpstreamError> {
-        self.connect_route_upstream(&self.upstreams, client).await
-    }
-
-    /// Like [`Self::connect_upstream`], to one route's upstreams.
-    pub(crate) async fn connect_route_upstream(
-        &self,
-        upstreams: &Upstreams,
-        client: ClientAddrs,
-    ) -> Result<UpstreamStream, upstream::UpstreamError> {
-        let header = self
-            .config
-            .upstream_proxy_protocol
-            .map(|v| proxy_protocol::encode(v, client.peer, client.local));
-        upstreams.connect(header.as_deref(), &self.metrics).await
-    }
-}
-
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The admin address is taken or not ours.
-    #[error(
-        "cannot listen on admin address {addr}: {source} (is another process using the port? see --admin)"
-    )]
-    Admin {
-        /// The admin address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// A listen address is taken or not ours.
-    #[error(
-        "cannot listen on {url}: {source} (is another process using the port, or is the address not on this host?)"
-    )]
-    Bind {
-        /// The listener that failed.
-        url: ListenUrl,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The TLS certificate or key is unusable.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// The upstream TLS trust settings are unusable.
-    #[error(transparent)]
-    UpstreamTls(#[from] UpstreamTlsError),
-}
-
-/// Bound listeners, ready to serve.
-pub struct Gateway {
-    ctx: Arc<ServeContext>,
-    listeners: Vec<(ListenUrl, TcpListener)>,
-    admin: Option<TcpListener>,
-    reloader: Option<Arc<TlsReloader>>,
-}
-
-impl Gateway {
-    /// Loads TLS material and binds every configured listener.
-    pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
-        let tls = tls_state(&config, &metrics)?;
-        let pool = |urls: &[crate::endpoint::UpstreamUrl]| {
-            Upstreams::new(
-                urls,
-                &config.upstream_trust,
-                config.timeouts.connect,
-                config.upstream_hold_down,
-                &metrics,
-            )
-        };
-        let upstreams = pool(&config.upstreams)?;
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| Ok((r.clone(), pool(&r.upstreams)?)))
-            .collect::<Result<Vec<_>, UpstreamTlsError>>()?;
-        let (tls, reloader) = match tls {
-            Some(t) => (Some(t.acceptor), Some(t.reloader)),
-            None => (None, None),
-        };
-        let mut listeners = Vec::with_capacity(config.listeners.len());
-        for url in &config.listeners {
-            let socket = TcpListener::bind(url.addr)
-                .await
-                .map_err(|source| StartError::Bind { url: *url, source })?;
-            listeners.push((*url, socket));
-        }
-        let admin = match config.admin {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Admin { addr, source })?,
-            ),
-            None => None,
-        };
-        let abort = CancellationToken::new();
-        let overload = Overload::new(config.overload, &metrics);
-        Ok(Self {
-            ctx: Arc::new(ServeContext {
-                rtmpt: Rtmpt::new(config.rtmpt, config.replica_tag.clone()),
-                metrics,
-                tls,
-                http_done: abort.child_token(),
-                abort,
-                draining: AtomicBool::new(false),
-                per_client: PerClient::new(config.max_connections_per_client),
-                overload,
-                upstreams,
-                routes,
-                tasks: TaskTracker::new(),
-                next_conn_id: std::sync::atomic::AtomicU64::new(0),
-                config,
-            }),
-            listeners,
-            admin,
-            reloader,
-        })
-    }
-
-    /// The certificate reloader, when a TLS listener is configured
-    /// (SIGHUP and file changes use it; tests may call it directly).
-    pub fn tls_reloader(&self) -> Option<Arc<TlsReloader>> {
-        self.reloader.clone()
-    }
-
-    /// The overload accounting: anything that buffers bytes for a
-    /// connection charges them here (tests read it too).
-    pub fn overload(&self) -> Arc<Overload> {
-        Arc::clone(&self.ctx.overload)
-    }
-
-    /// The admin endpoint's bound address, if enabled.
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
-    /// The bound addresses, in configuration order (useful with port 0).
-    pub fn local_addrs(&self) -> Vec<(ListenScheme, SocketAddr)> {
-        self.listeners
-            .iter()
-            .map(|(u, l)| {
-                (
-                    u.scheme,
-                    l.local_addr().expect("bound socket has an address"),
-                )
-            })
-            .collect()
-    }
-
-    /// Serves until `shutdown` completes, then stops accepting, lets live
-    /// connections run for the drain timeout, closes the rest and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let stop_accepting = CancellationToken::new();
-        // If this future is dropped (an embedding program aborts it), the
-        // accept loops stop too instead of serving on unsupervised.
-        let _stop_on_drop = stop_accepting.clone().drop_guard();
-        let tracker = self.ctx.tasks.clone();
-        let permits = Arc::new(Semaphore::new(self.ctx.config.max_connections));
-        for (url, listener) in self.listeners {
-            let addr = listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            tracing::info!(listener = %url.scheme, %addr, proxy_protocol = url.proxy_protocol, "listening");
-            tokio::spawn(accept_loop(
-                listener,
-                url,
-                Arc::clone(&self.ctx),
-                Arc::clone(&permits),
-                tracker.clone(),
-                stop_accepting.clone(),
-            ));
-        }
-        for (preference, url) in self.ctx.upstreams.urls().enumerate() {
-            tracing::info!(upstream = %url, preference, "upstream");
-        }
-        let stop_reaper = CancellationToken::new();
-        tokio::spawn(rtmpt::reap(Arc::clone(&self.ctx), stop_reaper.clone()));
-        if let Some(reloader) = self.reloader.clone() {
-            let interval = self.ctx.config.tls_reload_interval;
-            tokio::spawn(reloader.watch(interval, stop_reaper.clone()));
-        }
-        if let Some(admin) = self.admin {
-            let addr = admin
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            tracing::info!(%addr, "admin endpoint: /healthz /readyz /metrics");
-            tokio::spawn(crate::admin::serve(
-                admin,
-                Arc::clone(&self.ctx),
-                stop_reaper.clone(),
-            ));
-        }
-        shutdown.await;
-        self.ctx.draining.store(true, Relaxed);
-        let drain = self.ctx.config.timeouts.drain;
-        let deadline = tokio::time::Instant::now() + drain;
-        tracing::info!(
-            live = tracker.len(),
-            rtmpt_sessions = self.ctx.rtmpt.table.len(),
-            ?drain,
-            "shutting down: draining live connections and RTMPT sessions"
-        );
-        // RTMPT clients open new TCP connections for their requests, so
-        // while sessions live the listeners stay open; new RTMP streams and
-        // new sessions are refused meanwhile (see `connection`, `rtmpt`).
-        while !self.ctx.rtmpt.table.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
-        stop_accepting.cancel();
-        self.ctx.http_done.cancel();
-        tracker.close();
-        if tokio::time::timeout_at(deadline, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                live = tracker.len(),
-                "drain timeout reached; closing the rest"
-            );
-            self.ctx.abort.cancel();
-            // Relays end at once on abort; handshakes end on their own timeouts.
-            let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
-        }
-        stop_reaper.cancel();
-        tracing::info!("shut down");
-    }
-}
-
-/// TLS state of a running gateway: the acceptor and its reloader.
-pub struct TlsState {
-    /// Accepts TLS handshakes with the current certificates.
-    pub acceptor: TlsAcceptor,
-    /// Swaps in new certificates.
-    pub reloader: Arc<TlsReloader>,
-}
-
-/// Loads the certificates and builds the TLS acceptor if any listener needs
-/// one, warning loudly when the certificate is a generated self-signed one.
-/// Also used by `--check-config`, which must not bind ports.
-pub fn tls_state(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<TlsState>, TlsError> {
-    if !config.listeners.iter().any(|l| l.scheme.is_tls()) {
-        return Ok(None);
-    }
-    if config.tls == TlsSource::SelfSigned {
-        tracing::warn!(
-            "!!! NO CERTIFICATE CONFIGURED: serving TLS with a self-signed certificate \
-             generated at start. Clients that verify certificates will refuse it. \
-             Configure a real one with --tls-cert FILE --tls-key FILE \
-             (or RTMPGATE_TLS_CERT / RTMPGATE_TLS_KEY) !!!"
-        );
-    }
-    let store = CertStore::load(&config.tls, &config.sni)?;
-    let resolver = Arc::new(CertResolver::new(store));
-    let server = tls::server_config(Arc::clone(&resolver), config.tls13_tickets);
-    let reloader = TlsReloader::new(
-        resolver,
-        config.tls.clone(),
-        config.sni.clone(),
-        Arc::clone(metrics),
-    );
-    Ok(Some(TlsState {
-        acceptor: TlsAcceptor::from(server),
-        reloader: Arc::new(reloader),
-    }))
-}
-
-async fn accept_loop(
+/// Accepts on `listener` until `stop` fires.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     url: ListenUrl,
     ctx: Arc<ServeContext>,
+    rtmpt: Arc<Rtmpt>,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -380,7 +54,7 @@ async fn accept_loop(
                 }
             }
         };
-        if ctx.overload.is_overloaded() && ctx.rtmpt.table.is_empty() {
+        if ctx.overload.is_overloaded() && rtmpt.table.is_empty() {
             // Shed new work: clients wait in the backlog. (With RTMPT
             // sessions alive we go on accepting for their requests, and
             // `connection` turns new streams away.) The overload module logs
@@ -388,7 +62,7 @@ async fn accept_loop(
             ctx.metrics.overload_shed("accept");
             tracing::debug!(listener = %url.scheme, "overloaded; accepting paused");
             tokio::select! {
-                () = overload_paused(&ctx) => {}
+                () = overload_paused(&ctx, &rtmpt) => {}
                 () = stop.cancelled() => return,
             }
         }
@@ -421,9 +95,10 @@ async fn accept_loop(
             client = tracing::field::Empty
         );
         let ctx = Arc::clone(&ctx);
+        let rtmpt = Arc::clone(&rtmpt);
         tracker.spawn(
             async move {
-                connection::serve(ctx, stream, peer, url, overloaded).await;
+                connection::serve(ctx, rtmpt, stream, peer, url, overloaded).await;
                 drop(counted);
                 drop(permit);
             }
@@ -435,13 +110,13 @@ async fn accept_loop(
 /// Returns once the overload is over, or once an RTMPT session exists (its
 /// client may need a new connection), looking again every
 /// [`crate::overload::RECHECK`].
-async fn overload_paused(ctx: &ServeContext) {
+async fn overload_paused(ctx: &ServeContext, rtmpt: &Rtmpt) {
     loop {
         let relieved = ctx.overload.relieved();
         if tokio::time::timeout(crate::overload::RECHECK, relieved)
             .await
             .is_ok()
-            || !ctx.rtmpt.table.is_empty()
+            || !rtmpt.table.is_empty()
         {
             return;
         }

@@ -38,7 +38,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let config = Config::from_sources(&cli).context("configuration refused")?;
     if cli.check_config {
-        rtmpgate::listener::tls_state(&config, &Arc::new(Metrics::default()))
+        rtmpgate::server::tls_state(&config, &Arc::new(Metrics::default()))
             .context("configuration refused")?;
         println!("configuration OK");
         return Ok(());

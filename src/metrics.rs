@@ -71,6 +71,13 @@ pub struct ShedLabels {
     pub what: &'static str,
 }
 
+/// Label for per-upstream metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// The upstream URL.
+    pub upstream: String,
+}
+
 /// Label for the build info metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
@@ -94,7 +101,7 @@ pub struct Metrics {
     /// Failed upstream connects, by reason.
     pub upstream_failures: Family<ReasonLabels, Counter>,
     /// 1 while an upstream is considered healthy, 0 while held down.
-    pub upstream_up: Family<crate::upstream::UpstreamLabels, Gauge>,
+    pub upstream_up: Family<UpstreamLabels, Gauge>,
     /// Time to connect to an upstream (TCP, PROXY header, TLS).
     pub upstream_connect_seconds: Histogram,
     /// Times a configured limit refused or delayed a client, by limit.

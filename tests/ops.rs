@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use common::*;
 use rtmpgate::Gateway;
+use rtmpgate::config::CertPair;
 use rtmpgate::config::{Config, TlsSource};
 use rtmpgate::endpoint::ListenScheme;
 use rtmpgate::metrics::Metrics;
-use rtmpgate::tls::{CertPair, TlsReloader};
+use rtmpgate::tls::TlsReloader;
 use rustls::RootCertStore;
 use rustls::client::{ClientConfig, Resumption};
 use rustls_pki_types::CertificateDer;

@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
-use rtmpgate::upstream::UpstreamTrust;
+use rtmpgate::config::UpstreamTrust;
 
 const RTMP: &str = "rtmp://127.0.0.1:0";
 const RTMPS: &str = "rtmps://127.0.0.1:0";

@@ -17,8 +17,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::connection::{CloseReason, Outcome, close_gently};
-use crate::listener::{ClientAddrs, ServeContext};
+use crate::context::{ClientAddrs, ServeContext};
+use crate::outcome::{CloseReason, Outcome, close_gently};
 use crate::relay;
 // The `_error` rtmpgate itself sends is chunked at the protocol default:
 // rtmpgate never announces another chunk size to the client.

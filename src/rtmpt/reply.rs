@@ -12,7 +12,7 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::session::{RefuseReason, Reply};
+use super::command::{RefuseReason, Reply};
 
 /// Body of every RTMPT response.
 pub type ReplyBody = Full<Chain<Bytes, Bytes>>;

@@ -14,24 +14,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::session::Command;
+use super::command::Command;
+use crate::config::TableLimits;
 
 /// Random bytes in a session id: 128 bits from the OS CSPRNG, so ids cannot
 /// be guessed or enumerated.
 const ID_RANDOM_BYTES: usize = 16;
-
-/// Limits the table enforces.
-#[derive(Debug, Clone, Copy)]
-pub struct TableLimits {
-    /// Sessions in total.
-    pub max_sessions: usize,
-    /// Sessions opened from one client address.
-    pub max_per_client: usize,
-    /// A session with no request for this long is dropped.
-    pub expiry: Duration,
-    /// Whether a session may only be used from the address that opened it.
-    pub bind_client: bool,
-}
 
 /// Why `/open` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,19 +50,6 @@ pub struct SessionTable {
     limits: TableLimits,
     /// This replica's id prefix, if any.
     tag: Option<String>,
-}
-
-/// Longest replica tag: `TAG.` plus 32 hex digits stays within 62 bytes
-/// (ffmpeg keeps at most 63 bytes of an id; librtmp drops the last byte).
-pub const MAX_TAG_LEN: usize = 29;
-
-/// Whether `tag` can prefix session ids: 1 to [`MAX_TAG_LEN`] URL-safe
-/// characters without a dot (the dot separates tag and random part).
-pub fn valid_tag(tag: &str) -> bool {
-    (1..=MAX_TAG_LEN).contains(&tag.len())
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A fresh unguessable, URL-safe session id: 32 lowercase hex digits from
@@ -202,6 +177,7 @@ fn release(per_client: &mut HashMap<IpAddr, usize>, client: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::validate::{MAX_TAG_LEN, valid_tag};
 
     fn table(max_sessions: usize, max_per_client: usize) -> SessionTable {
         SessionTable::new(

@@ -11,7 +11,7 @@ pub mod reload;
 pub mod store;
 
 pub use reload::TlsReloader;
-pub use store::{CertPair, CertResolver, CertStore};
+pub use store::{CertResolver, CertStore};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{CertPair, CertResolver, CertStore, TlsError};
-use crate::config::TlsSource;
+use super::{CertResolver, CertStore, TlsError};
+use crate::config::{CertPair, TlsSource};
 use crate::metrics::{Metrics, ResultLabels};
 
 /// Reloads the certificate store from its configured files.

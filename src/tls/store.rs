@@ -8,7 +8,6 @@
 //! connections keep the keys they handshook with.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -16,16 +15,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, DnsName, ServerName};
 
 use super::{TlsError, load_chain, load_key, provider, self_signed};
-use crate::config::TlsSource;
-
-/// A certificate file and its key file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertPair {
-    /// PEM chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-}
+use crate::config::{CertPair, TlsSource};
 
 /// One loaded set of certificates.
 pub struct CertStore {

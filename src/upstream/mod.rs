@@ -14,7 +14,6 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use rustls_pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -22,9 +21,10 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 pub use self::stream::UpstreamStream;
-pub use self::tls::{UpstreamTlsError, UpstreamTrust};
+pub use self::tls::UpstreamTlsError;
+use crate::config::UpstreamTrust;
 use crate::endpoint::{UpstreamScheme, UpstreamUrl};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UpstreamLabels};
 use crate::net;
 
 /// Why an upstream could not be reached. Seen by operators in logs and in
@@ -151,13 +151,6 @@ pub async fn connect(
                 timeout,
             })
         })
-}
-
-/// Label for per-upstream metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamLabels {
-    /// The upstream URL.
-    pub upstream: String,
 }
 
 struct Member {

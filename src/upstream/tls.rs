@@ -13,19 +13,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 
+use crate::config::UpstreamTrust;
 use crate::tls::provider;
-
-/// Who vouches for upstream certificates.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum UpstreamTrust {
-    /// The Mozilla root programme (what browsers trust).
-    #[default]
-    PublicRoots,
-    /// Only the CA certificates in this PEM file.
-    PrivateCa(PathBuf),
-    /// Nothing is verified. For tests against self-signed servers only.
-    Insecure,
-}
 
 /// Why the upstream TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -14,27 +14,24 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::command::{Body, Command, Reply, Request};
 use super::path::Verb;
 use super::table::SessionTable;
+use crate::config::SessionSettings;
 use crate::metrics::Metrics;
 use crate::overload::{Charge, Overload};
 use crate::relay::sleep_until_opt;
 use crate::upstream::UpstreamStream;
 
-/// Requests that may wait for an earlier sequence number. nginx-rtmpt-proxy
-/// uses 4; real clients are in order on one connection, so reordering only
-/// comes from proxies spreading requests over a few connections.
-pub const REORDER_WINDOW: u64 = 4;
-/// Capacity of a session's command channel: the window plus one release.
-pub const COMMAND_CHANNEL: usize = REORDER_WINDOW as usize + 2;
+mod ordering;
+
 /// How long a missing sequence number may hold later requests before the
 /// session is declared broken.
 const GAP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,76 +41,6 @@ const START_GRACE: Duration = Duration::from_millis(100);
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upstream read size; also the growth step of the server→client buffer.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Per-session settings, from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionSettings {
-    /// How long an `/idle` with nothing to send may wait for server bytes.
-    pub long_poll: Duration,
-    /// Most server bytes in one reply.
-    pub max_reply: usize,
-    /// Most server bytes buffered before the upstream is no longer read.
-    pub buffer_cap: usize,
-}
-
-/// A request body as the session sees it.
-pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
-
-/// What the HTTP side sends a session.
-pub enum Command {
-    /// A `/send`, `/idle` or `/close` request.
-    Request(Request),
-    /// The connection that carries parked `/idle` `seq` has another request
-    /// waiting behind it (pipelining): answer the idle now.
-    Release {
-        /// Sequence number of the idle to release.
-        seq: u64,
-    },
-}
-
-/// One tunnel request, with the channel its reply goes back on.
-pub struct Request {
-    /// What to do.
-    pub verb: Verb,
-    /// Client sequence number.
-    pub seq: u64,
-    /// Body to forward (only for `/send`).
-    pub body: Option<Body>,
-    /// The client already sent its next request on the same connection:
-    /// an `/idle` must not long-poll.
-    pub pipelined: bool,
-    /// Where the reply goes.
-    pub reply: oneshot::Sender<Reply>,
-}
-
-/// A session's answer to one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// 200: delay byte, then server bytes.
-    Data {
-        /// Red5-style polling hint (ffmpeg and librtmp ignore it).
-        delay: u8,
-        /// Server→client RTMP bytes.
-        data: Bytes,
-    },
-    /// 200 to `/close`: a single zero byte.
-    Closed,
-    /// The request was refused; the session may live on.
-    Refused(RefuseReason),
-    /// The session is over (upstream gone, gap, shutdown).
-    Gone,
-}
-
-/// Why a single request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefuseReason {
-    /// Older than the last applied request and not a duplicate of it.
-    Stale,
-    /// Too far ahead of the next expected sequence number.
-    TooFarAhead,
-    /// The same sequence number is already waiting.
-    AlreadyQueued,
-}
 
 /// Why a session ended, for its log line and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,74 +272,6 @@ impl Session {
         }
     }
 
-    /// Files an arriving request: duplicate, stale, too early, or queued.
-    fn accept(&mut self, req: Request) {
-        // Any new request releases a parked idle: the client is active and
-        // must not wait behind the long-poll.
-        if self.parked.is_some() {
-            self.answer_parked();
-        }
-        // The first request is usually 0; Red5's client starts at 1, which
-        // waits in the window for a short grace (see `on_gap_timeout`).
-        if self.next_seq.is_none() && req.seq == 0 {
-            self.next_seq = Some(0);
-        }
-        let next = self.next_seq.unwrap_or(0);
-        if req.seq < next {
-            let reply = match &self.last {
-                Some((seq, reply)) if *seq == req.seq => {
-                    self.metrics.rtmpt_duplicates.inc();
-                    tracing::debug!(
-                        seq = req.seq,
-                        "duplicate request: replaying the cached reply"
-                    );
-                    reply.clone()
-                }
-                _ => Reply::Refused(RefuseReason::Stale),
-            };
-            return answer_unapplied(req, reply);
-        }
-        if req.seq >= next + REORDER_WINDOW {
-            return answer_unapplied(req, Reply::Refused(RefuseReason::TooFarAhead));
-        }
-        if self.window.contains_key(&req.seq)
-            || self.parked.as_ref().is_some_and(|p| p.seq == req.seq)
-        {
-            return answer_unapplied(req, Reply::Refused(RefuseReason::AlreadyQueued));
-        }
-        if req.seq != next {
-            self.metrics.rtmpt_reordered.inc();
-        }
-        self.window.insert(req.seq, (req, Instant::now()));
-    }
-
-    /// When waiting for a missing sequence number stops being reasonable.
-    fn gap_deadline(&self) -> Option<Instant> {
-        let (_, (_, arrived)) = self.window.iter().min_by_key(|(_, (_, at))| *at)?;
-        let grace = if self.next_seq.is_none() {
-            START_GRACE
-        } else {
-            GAP_TIMEOUT
-        };
-        Some(*arrived + grace)
-    }
-
-    fn on_gap_timeout(&mut self) -> Result<(), SessionEnd> {
-        if self.next_seq.is_none() && self.window.contains_key(&1) {
-            // Red5-style client numbering from 1.
-            self.next_seq = Some(1);
-            return Ok(());
-        }
-        let missing = self.next_seq.unwrap_or(0);
-        tracing::warn!(
-            missing,
-            waiting = self.window.len(),
-            "sequence gap never filled; closing session"
-        );
-        self.metrics.rtmpt_gaps.inc();
-        Err(SessionEnd::SequenceGap)
-    }
-
     /// Applies queued requests for as long as the next one is there.
     async fn apply_ready(&mut self) -> Result<(), SessionEnd> {
         while let Some(next) = self.next_seq {
@@ -535,27 +394,6 @@ impl Session {
                     return Err(SessionEnd::ClientError);
                 }
             }
-        }
-    }
-}
-
-/// Answers a request that will not be applied. A `/send` body is read to
-/// its end first (in its own bounded task, never forwarded) so the client's
-/// keep-alive connection stays usable for its next request.
-fn answer_unapplied(req: Request, reply: Reply) {
-    let Request {
-        body, reply: to, ..
-    } = req;
-    match body {
-        None => {
-            let _ = to.send(reply);
-        }
-        Some(mut body) => {
-            tokio::spawn(async move {
-                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
-                let _ = tokio::time::timeout(BODY_TIMEOUT, drain).await;
-                let _ = to.send(reply);
-            });
         }
     }
 }

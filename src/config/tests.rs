@@ -1,0 +1,187 @@
+//! Merging and validation, from flags, environment names and files.
+use super::*;
+use crate::cli::Cli;
+use clap::Parser;
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("rtmpgate").chain(args.iter().copied())).unwrap()
+}
+
+#[test]
+fn defaults_listen_on_documented_ports() {
+    let c = Config::from_sources(&Cli::default()).unwrap();
+    let urls: Vec<String> = c.listeners.iter().map(|l| l.to_string()).collect();
+    assert_eq!(urls, DEFAULT_LISTEN);
+    assert_eq!(c.upstreams[0].to_string(), DEFAULT_UPSTREAM);
+    assert_eq!(c.upstreams.len(), 1);
+    assert_eq!(c.tls, TlsSource::SelfSigned);
+    assert_eq!(c.tls13_tickets, 0);
+}
+
+#[test]
+fn flags_beat_file_and_file_beats_defaults() {
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        "listen = [\"rtmp://127.0.0.1:2000\"]\nupstream = \"rtmp://10.1.1.1:1935\"\nidle_timeout = \"0s\"\nconnect_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+    assert_eq!(c.listeners[0].to_string(), "rtmp://127.0.0.1:2000");
+    assert_eq!(c.upstreams[0].host, "10.1.1.1");
+    assert_eq!(c.timeouts.idle, None);
+    assert_eq!(c.timeouts.connect, Duration::from_secs(2));
+    let c = Config::from_sources(&cli(&[
+        "--config",
+        path,
+        "--upstream",
+        "rtmp://127.0.0.2",
+        "--connect-timeout",
+        "750ms",
+    ]))
+    .unwrap();
+    assert_eq!(c.upstreams[0].host, "127.0.0.2");
+    assert_eq!(c.timeouts.connect, Duration::from_millis(750));
+    assert_eq!(c.listeners[0].to_string(), "rtmp://127.0.0.1:2000");
+}
+
+#[test]
+fn bad_file_names_the_problem() {
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, "listen_on = 3\n").unwrap();
+    let e = Config::from_sources(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
+    assert!(e.to_string().contains("listen_on"), "{e}");
+    std::fs::write(&file, "idle_timeout = \"soon\"\n").unwrap();
+    let e = Config::from_sources(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
+    assert!(e.to_string().contains("idle_timeout"), "{e}");
+    let e = Config::from_sources(&cli(&["--config", "/nonexistent/x.toml"])).unwrap_err();
+    assert!(e.to_string().contains("--config"), "{e}");
+}
+
+#[test]
+fn rtmpt_settings_from_flags_and_file() {
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        "rtmpt_long_poll = \"5ms\"\nrtmpt_max_body = 1024\nrtmpt_any_client_address = true\nrtmpt_header_timeout = \"7s\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+    assert_eq!(c.rtmpt.session.long_poll, Duration::from_millis(5));
+    assert_eq!(c.rtmpt.max_body, 1024);
+    assert_eq!(c.rtmpt.header_timeout, Duration::from_secs(7));
+    assert!(!c.rtmpt.limits.bind_client);
+    let c = Config::from_sources(&cli(&["--config", path, "--rtmpt-long-poll", "0s"])).unwrap();
+    assert_eq!(c.rtmpt.session.long_poll, Duration::ZERO);
+    let e = Config::from_sources(&cli(&["--rtmpt-long-poll", "1m"])).unwrap_err();
+    assert!(e.to_string().contains("rtmpt_long_poll"), "{e}");
+    let e = Config::from_sources(&cli(&["--rtmpt-header-timeout", "0s"])).unwrap_err();
+    assert!(e.to_string().contains("rtmpt_header_timeout"), "{e}");
+}
+
+#[test]
+fn several_upstreams_and_trust() {
+    let c = Config::from_sources(&cli(&[
+        "--upstream",
+        "rtmps://a.example,rtmp://b.example:1936",
+        "--upstream-insecure",
+    ]))
+    .unwrap();
+    assert_eq!(c.upstreams.len(), 2);
+    assert_eq!(c.upstream_trust, UpstreamTrust::Insecure);
+    let e = Cli::try_parse_from(["rtmpgate", "--upstream-ca", "x.pem", "--upstream-insecure"]);
+    assert!(e.is_err(), "clap refuses both");
+}
+
+#[test]
+fn shipped_example_file_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rtmpgate.toml");
+    let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.proxy_protocol_from.len(), 2);
+}
+
+#[test]
+fn overload_limits_from_flags_env_names_and_file() {
+    use clap::CommandFactory;
+    let c = Config::from_sources(&Cli::default()).unwrap();
+    assert_eq!(c.overload.max_buffered, 512 * 1024 * 1024);
+    assert_eq!(c.overload.max_connections, 0, "off by default");
+
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-ovl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        "overload_max_buffered = 1048576\noverload_max_connections = 500\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+    assert_eq!(c.overload.max_buffered, 1 << 20);
+    assert_eq!(c.overload.max_connections, 500);
+    let c = Config::from_sources(&cli(&[
+        "--config",
+        path,
+        "--overload-max-buffered",
+        "0",
+        "--overload-max-connections",
+        "7",
+    ]))
+    .unwrap();
+    assert_eq!(c.overload.max_buffered, 0, "flag beats file; 0 = off");
+    assert_eq!(c.overload.max_connections, 7);
+
+    // The environment names follow the others (clap reads them).
+    let cmd = Cli::command();
+    let env = |id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_env())
+            .and_then(|e| e.to_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        env("overload_max_buffered").as_deref(),
+        Some("RTMPGATE_OVERLOAD_MAX_BUFFERED")
+    );
+    assert_eq!(
+        env("overload_max_connections").as_deref(),
+        Some("RTMPGATE_OVERLOAD_MAX_CONNECTIONS")
+    );
+
+    let e = Config::from_sources(&cli(&[
+        "--max-connections",
+        "100",
+        "--overload-max-connections",
+        "200",
+    ]))
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("overload_max_connections") && msg.contains("lower it"),
+        "{msg}"
+    );
+    let e = Cli::try_parse_from(["rtmpgate", "--overload-max-buffered", "lots"]).unwrap_err();
+    assert!(e.to_string().contains("--overload-max-buffered"), "{e}");
+}
+
+#[test]
+fn duplicate_listeners_refused() {
+    let e = Config::from_sources(&cli(&[
+        "--listen",
+        "rtmp://127.0.0.1:5000",
+        "--listen",
+        "rtmps://127.0.0.1:5000",
+    ]))
+    .unwrap_err();
+    assert!(e.to_string().contains("twice"), "{e}");
+}

@@ -1,0 +1,112 @@
+//! Cross-field checks of a merged [`Config`], and the errors that say what
+//! to change.
+//!
+//! Owns every rule that no single flag's parser can check (caps, durations
+//! against each other, replica tags).
+
+use super::{Config, ConfigError};
+use crate::endpoint::{UpstreamUrl, UrlError};
+
+/// Longest replica tag: `TAG.` plus 32 hex digits stays within 62 bytes
+/// (ffmpeg keeps at most 63 bytes of an id; librtmp drops the last byte).
+pub const MAX_TAG_LEN: usize = 29;
+
+/// Whether `tag` can prefix session ids: 1 to [`MAX_TAG_LEN`] URL-safe
+/// characters without a dot (the dot separates tag and random part).
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=MAX_TAG_LEN).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "listen",
+                why: "no listener configured; add e.g. --listen rtmps://0.0.0.0:8443".into(),
+            });
+        }
+        for (i, a) in self.listeners.iter().enumerate() {
+            if a.addr.port() != 0 && self.listeners[..i].iter().any(|b| b.addr == a.addr) {
+                return Err(ConfigError::Invalid {
+                    setting: "listen",
+                    why: format!(
+                        "{} is listed twice; one port serves every protocol of its kind",
+                        a.addr
+                    ),
+                });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "max_connections",
+                why: "must be at least 1".into(),
+            });
+        }
+        if self.overload.max_connections > self.max_connections {
+            return Err(ConfigError::Invalid {
+                setting: "overload_max_connections",
+                why: format!(
+                    "{} is above --max-connections {}, so it could never trip; lower it, \
+                     raise --max-connections, or set 0 to turn it off",
+                    self.overload.max_connections, self.max_connections
+                ),
+            });
+        }
+        if let Some(tag) = &self.replica_tag
+            && !valid_tag(tag)
+        {
+            return Err(ConfigError::Invalid {
+                setting: "replica_tag",
+                why: format!(
+                    "`{tag}` must be 1 to {} characters of A-Z a-z 0-9 - _ (no dot)",
+                    MAX_TAG_LEN
+                ),
+            });
+        }
+        if self.rtmpt.limits.max_sessions == 0 || self.rtmpt.limits.max_per_client == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "rtmpt_max_sessions",
+                why: "session caps must be at least 1".into(),
+            });
+        }
+        if self.rtmpt.session.long_poll >= self.rtmpt.limits.expiry {
+            return Err(ConfigError::Invalid {
+                setting: "rtmpt_long_poll",
+                why: "must be shorter than --rtmpt-session-timeout".into(),
+            });
+        }
+        for (name, d) in [
+            ("tls_handshake_timeout", self.timeouts.tls_handshake),
+            ("handshake_timeout", self.timeouts.first_bytes),
+            ("connect_timeout", self.timeouts.connect),
+            ("rtmpt_session_timeout", self.rtmpt.limits.expiry),
+            ("rtmpt_header_timeout", self.rtmpt.header_timeout),
+            ("tls_reload_interval", self.tls_reload_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting: name,
+                    why: "must be longer than 0s".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn parse_upstream(text: &str) -> Result<UpstreamUrl, ConfigError> {
+    text.parse().map_err(|e: UrlError| ConfigError::Invalid {
+        setting: "upstream",
+        why: e.to_string(),
+    })
+}
+
+pub(super) fn missing_pair(setting: &'static str, flag: &str) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        why: format!("a certificate needs both --tls-cert and --tls-key; add {flag}"),
+    }
+}
