@@ -13,13 +13,18 @@
 //! | [`chunk`] | reassembling messages from chunks (with input offsets); chunking one |
 //! | [`amf0`] | AMF0 values: bounded decoding, byte-exact re-encoding |
 //! | [`connect`] | reading `connect`, rewriting its `tcUrl`, the `_error` reply |
+//! | [`query`] | splitting `name?k=v` into name and decoded arguments |
+//! | [`status`] | the `onStatus` error reply to a denied publish/play |
 
 pub mod amf0;
 pub mod chunk;
 pub mod connect;
 pub mod handshake;
+pub mod query;
+pub mod status;
 
 pub use amf0::{Amf0Error, Value};
 pub use chunk::{ChunkError, ChunkLimits, ChunkReader, Message, Received, encode_message};
 pub use connect::{ConnectError, ConnectInfo, error_reply, rewrite_tc_url};
 pub use handshake::{HandshakeError, client_c0c1, client_c2, server_response};
+pub use status::error_status;
