@@ -91,12 +91,40 @@ async fn soak_smoke_kill_clients_leaves_the_others_undisturbed_and_leaks_nothing
             .any(|n| n.contains("all 7 other live streams kept moving")),
         "{table}"
     );
+    // The gauge must fall to the client connections still open. That is 7
+    // for the 7 survivors only while each RTMPT client happens to hold a
+    // connection: between two requests it holds none, so the count read is
+    // at most 7, and the soak's own check (no error) is that it equals the
+    // connections the clients have open at that moment.
+    let note = f
+        .notes
+        .iter()
+        .find(|n| n.contains("rtmpgate_connections_active"))
+        .unwrap_or_else(|| panic!("no gauge note\n{table}"));
+    let (before, after, open) = gauge_note(note).unwrap_or_else(|| panic!("{note}\n{table}"));
+    assert_eq!(before, 12, "{note}\n{table}");
     assert!(
-        f.notes
-            .iter()
-            .any(|n| n.contains("rtmpgate_connections_active 12 → 7")),
-        "the gauge falls back by the 5 killed\n{table}"
+        after <= 7,
+        "the gauge falls back by the 5 killed: {note}\n{table}"
     );
+    assert_eq!(
+        after, open,
+        "gauge = client connections open: {note}\n{table}"
+    );
+}
+
+/// `(before, after, open)` from "... rtmpgate_connections_active B → A,
+/// client connections open O".
+fn gauge_note(note: &str) -> Option<(u64, u64, u64)> {
+    let rest = note.split("rtmpgate_connections_active ").nth(1)?;
+    let (before, rest) = rest.split_once(" → ")?;
+    let (after, rest) = rest.split_once(',')?;
+    let open = rest.rsplit(' ').next()?;
+    Some((
+        before.trim().parse().ok()?,
+        after.trim().parse().ok()?,
+        open.trim().parse().ok()?,
+    ))
 }
 
 /// A new certificate mid-run: new RTMPS connections get it, live RTMPS
