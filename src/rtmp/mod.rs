@@ -13,12 +13,14 @@
 //! | [`chunk`] | reassembling messages from chunks (with input offsets); chunking one |
 //! | [`amf0`] | AMF0 values: bounded decoding, byte-exact re-encoding |
 //! | [`connect`] | reading `connect`, rewriting its `tcUrl`, the `_error` reply |
+//! | [`follow`] | following a live chunk stream for its commands, without buffering it |
 //! | [`query`] | splitting `name?k=v` into name and decoded arguments |
 //! | [`status`] | the `onStatus` error reply to a denied publish/play |
 
 pub mod amf0;
 pub mod chunk;
 pub mod connect;
+pub mod follow;
 pub mod handshake;
 pub mod query;
 pub mod status;
