@@ -160,6 +160,17 @@ pub fn decode_all(input: &[u8]) -> Result<Vec<Value>, Amf0Error> {
     Ok(values)
 }
 
+/// Decodes the first `max` values of `input` (fewer if it ends first) and
+/// ignores what follows, as servers read a command's leading arguments.
+pub fn decode_leading(input: &[u8], max: usize) -> Result<Vec<Value>, Amf0Error> {
+    let mut reader = Reader { input, pos: 0 };
+    let mut values = Vec::new();
+    while reader.pos < input.len() && values.len() < max {
+        values.push(reader.value(0)?);
+    }
+    Ok(values)
+}
+
 /// Cursor over untrusted input; every read is bounds-checked.
 struct Reader<'a> {
     input: &'a [u8],

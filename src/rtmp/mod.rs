@@ -16,6 +16,7 @@
 //! | [`follow`] | following a live chunk stream for its commands, without buffering it |
 //! | [`query`] | splitting `name?k=v` into name and decoded arguments |
 //! | [`status`] | the `onStatus` error reply to a denied publish/play |
+//! | [`stream_command`] | what a command asks for: connect, a publish or a play, and its stream name |
 
 pub mod amf0;
 pub mod chunk;
@@ -24,6 +25,7 @@ pub mod follow;
 pub mod handshake;
 pub mod query;
 pub mod status;
+pub mod stream_command;
 
 pub use amf0::{Amf0Error, Value};
 pub use chunk::{ChunkError, ChunkLimits, ChunkReader, Message, Received, encode_message};

@@ -114,10 +114,18 @@ fn holds_from_the_start_of_an_unfinished_command_only() {
     let mut follower = Follower::new();
     let mut out = Vec::new();
     follower.feed(&before, &mut out).unwrap();
-    assert_eq!(follower.hold_from(), before.len() as u64, "media passes at once");
+    assert_eq!(
+        follower.hold_from(),
+        before.len() as u64,
+        "media passes at once"
+    );
     assert!(follower.at_boundary());
     follower.feed(&publish[..200], &mut out).unwrap();
-    assert_eq!(follower.hold_from(), before.len() as u64, "held from its first byte");
+    assert_eq!(
+        follower.hold_from(),
+        before.len() as u64,
+        "held from its first byte"
+    );
     assert!(!follower.at_boundary());
     follower.feed(&publish[200..], &mut out).unwrap();
     assert_eq!(follower.hold_from(), (before.len() + publish.len()) as u64);
@@ -140,9 +148,14 @@ fn holds_a_split_chunk_header() {
 fn refuses_a_command_too_long_to_check() {
     let long = command("publish", 1, &"x".repeat(MAX_COMMAND_LEN as usize));
     let mut follower = Follower::new();
-    let err = follower.feed(&stream(&[long]), &mut Vec::new()).unwrap_err();
+    let err = follower
+        .feed(&stream(&[long]), &mut Vec::new())
+        .unwrap_err();
     assert!(matches!(err, ChunkError::MessageTooLong { .. }), "{err}");
-    assert!(follower.feed(&[0], &mut Vec::new()).is_err(), "stays failed");
+    assert!(
+        follower.feed(&[0], &mut Vec::new()).is_err(),
+        "stays failed"
+    );
 }
 
 #[test]
