@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::LogKeyMode;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
 
 const AFTER_HELP: &str = "\
@@ -278,6 +279,10 @@ pub struct Cli {
     #[arg(long, env = "RTMPGATE_RTMPT_ANY_CLIENT_ADDRESS")]
     pub rtmpt_any_client_address: bool,
 
+    /// Stream authorization (publish, and with --auth-play play).
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address.
     /// Off unless set; bind it to a private address (no authentication).
     /// Example: --admin 127.0.0.1:9100
@@ -293,4 +298,58 @@ pub struct Cli {
     /// like `nginx -t`. Binds no port.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// Flags of stream authorization and stream names in logs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Authorize every RTMP publish (and with --auth-play every play) with
+    /// an nginx-rtmp `on_publish` style webhook: a form POST with call,
+    /// app, name, addr, tcurl, flashver, protocol, sni and the stream
+    /// name's query arguments; 2xx allows, anything else denies. http://
+    /// only. Example: --auth-webhook http://127.0.0.1:8080/on_publish
+    #[arg(long, value_name = "URL", env = "RTMPGATE_AUTH_WEBHOOK")]
+    pub auth_webhook: Option<String>,
+
+    /// Longest a webhook decision may take; then the stream is denied
+    /// (allowed with --auth-fail-open). [default: 5s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_AUTH_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub auth_timeout: Option<Duration>,
+
+    /// Allow streams when the webhook times out, is unreachable or answers
+    /// 5xx (a 4xx still denies). Default: deny (fail closed).
+    #[arg(long, env = "RTMPGATE_AUTH_FAIL_OPEN")]
+    pub auth_fail_open: bool,
+
+    /// Also authorize `play` (by default only `publish` is checked).
+    #[arg(long, env = "RTMPGATE_AUTH_PLAY")]
+    pub auth_play: bool,
+
+    /// Static stream keys: a file of `app/name` or `app/name?key=VALUE`
+    /// lines (`#` comments), reloaded with the certificates and on SIGHUP.
+    #[arg(long, value_name = "FILE", env = "RTMPGATE_AUTH_KEYS")]
+    pub auth_keys: Option<PathBuf>,
+
+    /// Signed stream URLs: a file holding an HMAC-SHA256 secret; a stream
+    /// name `name?expires=UNIX&sig=HEX` (sig over `app/name/expires`) is
+    /// allowed until it expires.
+    #[arg(long, value_name = "FILE", env = "RTMPGATE_AUTH_HMAC_SECRET")]
+    pub auth_hmac_secret: Option<PathBuf>,
+
+    /// How long a webhook allow is reused for the same client and stream,
+    /// so a reconnecting encoder does not hammer the hook; 0s disables.
+    /// [default: 5s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_AUTH_CACHE_TTL", value_parser = humantime::parse_duration)]
+    pub auth_cache_ttl: Option<Duration>,
+
+    /// Webhook requests in flight at once; more wait within
+    /// --auth-timeout. [default: 64]
+    #[arg(long, value_name = "N", env = "RTMPGATE_AUTH_MAX_IN_FLIGHT")]
+    pub auth_max_in_flight: Option<usize>,
+
+    /// How stream names (often the stream key, a secret) appear in logs:
+    /// `hash` (a short keyed hash, stable while the process runs), `plain`
+    /// or `off`. [default: hash]
+    #[arg(long, value_name = "MODE", env = "RTMPGATE_LOG_STREAM_KEY")]
+    pub log_stream_key: Option<LogKeyMode>,
 }

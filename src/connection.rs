@@ -14,17 +14,18 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::buffers::ReadAhead;
 use crate::context::{ClientAddrs, ServeContext};
 use crate::endpoint::{ListenScheme, ListenUrl};
+use crate::gate::{ClientFacts, Refusal, ServerSide, StreamGate, refusal_status};
 use crate::metrics::{CloseLabels, ListenerLabels};
 use crate::net::ClientSocket;
 use crate::outcome::{CloseReason, Outcome, close_gently};
 use crate::proxy_protocol;
-use crate::relay;
+use crate::relay::{self, RelayEnd};
 use crate::routed;
 use crate::rtmpt::{self, Rtmpt};
 use crate::sniff::{Rewind, Sniffed};
@@ -63,9 +64,13 @@ pub(crate) async fn serve(
         })
         .inc();
     ctx.metrics.add_bytes(outcome.up, outcome.down);
+    let names = outcome.stream.unwrap_or_default();
     tracing::info!(
         protocol = outcome.protocol,
         reason = outcome.reason.as_str(),
+        app = names.app.as_deref(),
+        stream = names.stream.as_deref(),
+        call = names.call,
         bytes_in = outcome.up,
         bytes_out = outcome.down,
         duration_ms = started.elapsed().as_millis() as u64,
@@ -122,7 +127,8 @@ async fn serve_socket(
     };
     let stream = Rewind::new(rest, socket);
     let Some(acceptor) = ctx.tls.as_ref().filter(|_| scheme.is_tls()) else {
-        return serve_stream(ctx, rt, stream, addrs, scheme, &quickack, overloaded).await;
+        let who = Who { addrs, sni: None };
+        return serve_stream(ctx, rt, stream, who, scheme, &quickack, overloaded).await;
     };
     // The handshake's state is boxed (and freed when it ends) so it does not
     // size the task that then lives as long as the stream.
@@ -132,7 +138,9 @@ async fn serve_socket(
         // the stream by value keeps its own slot for it for the whole
         // connection; a pointer keeps the task of an idle stream small.
         Ok(Ok(tls)) => {
-            serve_stream(ctx, rt, Box::new(tls), addrs, scheme, &quickack, overloaded).await
+            let sni = tls.get_ref().1.server_name().map(str::to_owned);
+            let who = Who { addrs, sni };
+            serve_stream(ctx, rt, Box::new(tls), who, scheme, &quickack, overloaded).await
         }
         Ok(Err(err)) => {
             let reason = tls_failure_reason(&err);
@@ -174,12 +182,22 @@ fn tls_failure_reason(err: &std::io::Error) -> &'static str {
     }
 }
 
+/// The answer to an RTMPT request while stream authorization is on.
+const RTMPT_FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 62\r\nConnection: close\r\n\r\nRTMPT is not served with stream authorization; use rtmp(s)://\n";
+
+/// Who a client is: its addresses and, over TLS, the server name it asked
+/// for.
+struct Who {
+    addrs: ClientAddrs,
+    sni: Option<String>,
+}
+
 /// After TLS (if any): read the first bytes, decide what they are, route.
 async fn serve_stream<S>(
     ctx: &Arc<ServeContext>,
     rt: &Arc<Rtmpt>,
     mut client: S,
-    addrs: ClientAddrs,
+    who: Who,
     scheme: ListenScheme,
     quickack: &AtomicBool,
     overloaded: bool,
@@ -187,6 +205,7 @@ async fn serve_stream<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Who { addrs, sni } = who;
     let tls = scheme.is_tls();
     let base = if tls { "rtmps" } else { "rtmp" };
     let mut first = BytesMut::with_capacity(FIRST_READ);
@@ -230,7 +249,18 @@ where
                 // paths must not size the task of every plain relay.
                 return Box::pin(routed::serve(ctx, client, first, protocol, addrs)).await;
             }
-            return relay_to_upstream(ctx, client, first, protocol, addrs).await;
+            return relay_to_upstream(ctx, client, first, protocol, addrs, sni).await;
+        }
+        Sniffed::Http if ctx.auth.is_enabled() => {
+            // The RTMPT session task does not pass its bytes through the
+            // stream gate yet: refuse rather than let a tunnelled publish
+            // past authorization.
+            tracing::warn!(
+                "RTMPT is not served while stream authorization is on; use rtmp:// or rtmps://"
+            );
+            let _ =
+                tokio::time::timeout(relay::CLOSE_GRACE, client.write_all(RTMPT_FORBIDDEN)).await;
+            "rtmpt_with_auth"
         }
         Sniffed::Http => {
             // ffmpeg writes request head and body separately; without
@@ -270,6 +300,7 @@ async fn relay_to_upstream<S>(
     first: BytesMut,
     protocol: &'static str,
     addrs: ClientAddrs,
+    sni: Option<String>,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -284,22 +315,60 @@ where
             return Outcome::early(protocol, CloseReason::UpstreamUnavailable);
         }
     };
-    let stats = relay::relay(
-        client,
+    let facts = ClientFacts {
+        addr: addrs.peer.ip(),
+        protocol,
+        sni,
+    };
+    // Boxed: the gate's follower state is a few hundred bytes that plain
+    // pipes need not carry.
+    let mut gate = Box::new(StreamGate::new(Arc::clone(&ctx.auth), facts));
+    let mut server = Box::<ServerSide>::default();
+    let watch = relay::Watch {
+        up: &mut *gate,
+        down: &mut *server,
+    };
+    let stats = relay::relay_inspected(
+        &mut client,
         upstream,
         first,
         ctx.config.timeouts.idle,
         &ctx.abort,
         &ctx.overload,
+        watch,
     )
     .await;
     if let Some(err) = &stats.error {
         tracing::debug!(%err, "relay ended with an error");
     }
+    let reason = match (stats.end, gate.refusal()) {
+        (RelayEnd::Refused, Some(refusal)) => {
+            refuse(&mut client, refusal, &server).await;
+            CloseReason::AuthDenied
+        }
+        (RelayEnd::Refused, None) => {
+            close_gently(&mut client).await;
+            CloseReason::Relay(RelayEnd::Refused)
+        }
+        (end, _) => CloseReason::Relay(end),
+    };
     Outcome {
         protocol,
-        reason: CloseReason::Relay(stats.end),
+        reason,
         up: stats.client_to_upstream,
         down: stats.upstream_to_client,
+        stream: Some(gate.names().clone()),
     }
+}
+
+/// Tells a refused client why (an `onStatus` error where the server's
+/// chunk stream allows inserting one), then closes it.
+async fn refuse<S: AsyncWrite + Unpin>(client: &mut S, refusal: &Refusal, server: &ServerSide) {
+    if let Some(status) = server
+        .insert_point()
+        .and_then(|chunk_size| refusal_status(refusal, chunk_size))
+    {
+        let _ = tokio::time::timeout(relay::CLOSE_GRACE, client.write_all(&status)).await;
+    }
+    close_gently(client).await;
 }

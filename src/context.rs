@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::limits::PerClient;
 use crate::metrics::Metrics;
@@ -49,6 +50,8 @@ pub(crate) struct ServeContext {
     pub(crate) tasks: TaskTracker,
     /// Source of connection ids for logs, unique across listeners.
     pub(crate) next_conn_id: AtomicU64,
+    /// Stream authorization and stream-name logging.
+    pub(crate) auth: Arc<Authorizer>,
 }
 
 /// A client connection's two ends, as used for logs, limits and PROXY

@@ -47,6 +47,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod endpoint;
+pub mod gate;
 pub mod io;
 pub mod limits;
 pub mod listener;

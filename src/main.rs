@@ -40,6 +40,7 @@ async fn run() -> anyhow::Result<()> {
     if cli.check_config {
         rtmpgate::server::tls_state(&config, &Arc::new(Metrics::default()))
             .context("configuration refused")?;
+        rtmpgate::auth::Authorizer::build(&config.auth).context("configuration refused")?;
         println!("configuration OK");
         return Ok(());
     }

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::auth::AuthMetrics;
+
 /// Labels for per-listener connection counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
@@ -130,6 +132,8 @@ pub struct Metrics {
     pub buffered_bytes: Gauge,
     /// Work shed while overloaded, by what.
     pub overload_shed: Family<ShedLabels, Counter>,
+    /// Stream authorization (`rtmpgate_auth_*`), recorded by the authorizer.
+    pub auth: AuthMetrics,
 }
 
 impl Default for Metrics {
@@ -159,6 +163,7 @@ impl Default for Metrics {
             overloaded: Gauge::default(),
             buffered_bytes: Gauge::default(),
             overload_shed: Family::default(),
+            auth: AuthMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -264,6 +269,7 @@ impl Default for Metrics {
             })
             .set(1);
         registry.register("build_info", "rtmpgate version (value is 1)", build_info);
+        m.auth.register(&mut registry);
         Self { registry, ..m }
     }
 }

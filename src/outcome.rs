@@ -7,6 +7,7 @@
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::gate::StreamNames;
 use crate::relay::{self, RelayEnd};
 use crate::rtmpt;
 
@@ -29,6 +30,8 @@ pub enum CloseReason {
     UpstreamUnavailable,
     /// The RTMPT connection ended (served its requests, or how it failed).
     Http(rtmpt::HttpEnd),
+    /// A publish or play was refused by stream authorization.
+    AuthDenied,
 }
 
 impl CloseReason {
@@ -43,6 +46,7 @@ impl CloseReason {
             Self::Rejected(what) => what,
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Http(end) => end.as_str(),
+            Self::AuthDenied => "auth_denied",
         }
     }
 }
@@ -53,6 +57,8 @@ pub(crate) struct Outcome {
     pub(crate) reason: CloseReason,
     pub(crate) up: u64,
     pub(crate) down: u64,
+    /// The stream the connection named, when it was followed.
+    pub(crate) stream: Option<StreamNames>,
 }
 
 impl Outcome {
@@ -62,6 +68,7 @@ impl Outcome {
             reason,
             up: 0,
             down: 0,
+            stream: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{AuthError, Authorizer};
 use crate::config::{Config, TlsSource};
 use crate::context::ServeContext;
 use crate::endpoint::{ListenScheme, ListenUrl, UpstreamUrl};
@@ -64,6 +65,9 @@ pub enum StartError {
     /// The upstream TLS trust settings are unusable.
     #[error(transparent)]
     UpstreamTls(#[from] UpstreamTlsError),
+    /// The stream authorization settings or files are unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Bound listeners, ready to serve.
@@ -79,6 +83,7 @@ impl Gateway {
     /// Loads TLS material and binds every configured listener.
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let tls = tls_state(&config, &metrics)?;
+        let auth = Authorizer::build_with(&config.auth, metrics.auth.clone())?;
         let pool = |urls: &[UpstreamUrl]| {
             Upstreams::new(
                 urls,
@@ -129,6 +134,7 @@ impl Gateway {
                 routes,
                 tasks: TaskTracker::new(),
                 next_conn_id: AtomicU64::new(0),
+                auth,
                 config,
             }),
             listeners,
@@ -204,6 +210,14 @@ impl Gateway {
             let interval = self.ctx.config.tls_reload_interval;
             tokio::spawn(reloader.watch(interval, stop_reaper.clone()));
         }
+        if self.ctx.config.auth.keys_file.is_some() {
+            let interval = self.ctx.config.tls_reload_interval;
+            tokio::spawn(watch_keys(
+                Arc::clone(&self.ctx.auth),
+                interval,
+                stop_reaper.clone(),
+            ));
+        }
         if let Some(admin) = self.admin {
             let addr = admin
                 .local_addr()
@@ -249,6 +263,35 @@ impl Gateway {
         }
         stop_reaper.cancel();
         tracing::info!("shut down");
+    }
+}
+
+/// Reloads the stream keys file on SIGHUP and every `interval`, until
+/// `stop`; a broken file keeps the previous keys in force.
+async fn watch_keys(auth: Arc<Authorizer>, interval: Duration, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = hup_recv => {}
+        }
+        match auth.reload().await {
+            Ok(true) => tracing::info!("stream keys file reloaded"),
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(%err, "stream keys file not reloaded; the previous keys stay in force")
+            }
+        }
     }
 }
 

@@ -80,6 +80,15 @@ impl Authorizer {
     /// Validates `settings` and reads the keys and secret files (blocking:
     /// call at start-up). Errors name the flag or file and what to do.
     pub fn build(settings: &AuthSettings) -> Result<Arc<Self>, AuthError> {
+        Self::build_with(settings, AuthMetrics::default())
+    }
+
+    /// [`Authorizer::build`], recording into `metrics` (already registered
+    /// by the caller).
+    pub fn build_with(
+        settings: &AuthSettings,
+        metrics: AuthMetrics,
+    ) -> Result<Arc<Self>, AuthError> {
         if settings.timeout.is_zero() {
             return Err(AuthError::Setting {
                 flag: flags::TIMEOUT,
@@ -116,7 +125,7 @@ impl Authorizer {
             cache: AllowCache::new(settings.cache_ttl, MAX_ENTRIES),
             log_mode: settings.log_stream_key,
             log_key: hmac::Key::new(hmac::HMAC_SHA256, &seed),
-            metrics: AuthMetrics::default(),
+            metrics,
         }))
     }
 

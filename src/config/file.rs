@@ -48,6 +48,15 @@ pub(super) struct FileConfig {
     pub(super) upstream_proxy_protocol: Option<ProxyVersion>,
     pub(super) proxy_protocol_from: Option<Vec<IpNet>>,
     pub(super) replica_tag: Option<String>,
+    pub(super) auth_webhook: Option<String>,
+    pub(super) auth_timeout: Option<String>,
+    pub(super) auth_fail_open: Option<bool>,
+    pub(super) auth_play: Option<bool>,
+    pub(super) auth_keys: Option<PathBuf>,
+    pub(super) auth_hmac_secret: Option<PathBuf>,
+    pub(super) auth_cache_ttl: Option<String>,
+    pub(super) auth_max_in_flight: Option<usize>,
+    pub(super) log_stream_key: Option<String>,
 }
 
 /// `upstream = "rtmp://…"` or `upstream = ["rtmp://a", "rtmp://b"]`.

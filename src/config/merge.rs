@@ -23,6 +23,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let defaults = Config::default();
+        let auth = super::auth::merge(&cli.auth, &file)?;
         let dur = |flag: Option<Duration>,
                    file: &Option<String>,
                    setting: &'static str,
@@ -279,6 +280,7 @@ impl Config {
                 file.proxy_protocol_from
                     .unwrap_or(defaults.proxy_protocol_from)
             },
+            auth,
         };
         config.validate()?;
         Ok(config)

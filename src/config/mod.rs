@@ -19,6 +19,7 @@
 //! [`file::FileConfig`], one merge line in [`merge`], its field (and
 //! default) in [`Config`] or a type of [`types`], and the room that reads it.
 
+pub mod auth;
 pub mod file;
 pub mod merge;
 pub mod types;
@@ -35,6 +36,7 @@ use ipnet::IpNet;
 pub use self::types::{
     CertPair, RtmptSettings, SessionSettings, TableLimits, Timeouts, TlsSource, UpstreamTrust,
 };
+pub use crate::auth::AuthSettings;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
 use crate::overload::OverloadLimits;
 use crate::proxy_protocol::{DEFAULT_TRUSTED, ProxyVersion};
@@ -84,6 +86,8 @@ pub struct Config {
     pub upstream_proxy_protocol: Option<ProxyVersion>,
     /// Sources whose PROXY headers are believed.
     pub proxy_protocol_from: Vec<IpNet>,
+    /// Stream authorization and stream names in logs.
+    pub auth: AuthSettings,
 }
 
 impl Default for Config {
@@ -117,6 +121,7 @@ impl Default for Config {
                 .iter()
                 .map(|r| r.parse().expect("built-in range parses"))
                 .collect(),
+            auth: AuthSettings::default(),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! pair works.
 
 mod copy;
+pub mod inspect;
+
+pub use inspect::{Inspect, PassAll, Refused, Release};
 
 use std::io;
 use std::pin::Pin;
@@ -35,6 +38,8 @@ pub enum RelayEnd {
     Idle,
     /// rtmpgate was shutting down and the drain period ran out.
     Shutdown,
+    /// An inspector refused the stream (e.g. an unauthorized publish).
+    Refused,
 }
 
 impl RelayEnd {
@@ -47,6 +52,7 @@ impl RelayEnd {
             Self::UpstreamError => "upstream_error",
             Self::Idle => "idle_timeout",
             Self::Shutdown => "shutdown",
+            Self::Refused => "refused",
         }
     }
 }
@@ -170,7 +176,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
 /// (while sniffing the protocol); they go to the upstream first.
 pub async fn relay<C, U>(
     client: C,
-    mut upstream: U,
+    upstream: U,
     prefix: impl AsRef<[u8]>,
     idle: Option<Duration>,
     stop: &CancellationToken,
@@ -180,23 +186,67 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let prefix_len = prefix.as_ref().len() as u64;
-    if let Err(err) = upstream.write_all(prefix.as_ref()).await {
-        return RelayStats {
-            client_to_upstream: 0,
-            upstream_to_client: 0,
-            end: RelayEnd::UpstreamError,
-            error: Some(err),
-        };
-    }
+    let watch = Watch {
+        up: &mut PassAll,
+        down: &mut PassAll,
+    };
+    relay_inspected(client, upstream, prefix, idle, stop, overload, watch).await
+}
+
+/// The inspectors of one relay: `up` sees (and may hold back) client →
+/// upstream bytes, the prefix included; `down` sees upstream → client.
+pub struct Watch<'a, I: ?Sized, J: ?Sized> {
+    /// Client → upstream.
+    pub up: &'a mut I,
+    /// Upstream → client.
+    pub down: &'a mut J,
+}
+
+/// [`relay`] with inspectors. The prefix is shown to `watch.up` and
+/// written only as far as it releases; the rest waits in the relay.
+pub async fn relay_inspected<C, U, I, J>(
+    client: C,
+    mut upstream: U,
+    prefix: impl AsRef<[u8]>,
+    idle: Option<Duration>,
+    stop: &CancellationToken,
+    overload: &Arc<Overload>,
+    watch: Watch<'_, I, J>,
+) -> RelayStats
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+    I: Inspect + ?Sized,
+    J: Inspect + ?Sized,
+{
+    let prefix = prefix.as_ref();
+    let prefix_len = prefix.len() as u64;
+    let written = match inspect::write_prefix(&mut upstream, prefix, watch.up).await {
+        Ok(written) => written,
+        Err(err) => {
+            let end = if Refused::is(&err) {
+                RelayEnd::Refused
+            } else {
+                RelayEnd::UpstreamError
+            };
+            return RelayStats {
+                client_to_upstream: 0,
+                upstream_to_client: 0,
+                end,
+                error: Some(err),
+            };
+        }
+    };
+    let start = copy::Start {
+        written: written as u64,
+        held: &prefix[written..],
+    };
     let shared = Shared {
         started: Instant::now(),
         last_activity_ms: AtomicU64::new(0),
         first_eof: AtomicU8::new(NOBODY),
         first_error: AtomicU8::new(NOBODY),
     };
-    // Sent on: free it now rather than hold it for the stream's lifetime.
-    drop(prefix);
     let (up_bytes, down_bytes) = (AtomicU64::new(prefix_len), AtomicU64::new(0));
     let mut client = Counted {
         inner: client,
@@ -213,7 +263,14 @@ where
     let idle_check = idle.unwrap_or(Duration::MAX);
     let mut next_check = Instant::now().checked_add(idle_check);
     let (end, error) = {
-        let copy = copy::bidirectional(&mut client, &mut upstream, overload);
+        let copy = copy::inspected(
+            &mut client,
+            &mut upstream,
+            overload,
+            start,
+            watch.up,
+            watch.down,
+        );
         tokio::pin!(copy);
         loop {
             tokio::select! {
@@ -225,6 +282,7 @@ where
                     // A write error on a side that already sent EOF is that side
                     // going away as it said it would (e.g. our TLS close_notify
                     // meeting a closed socket): a clean close, not a failure.
+                    Err(err) if Refused::is(&err) => (RelayEnd::Refused, Some(err)),
                     Err(err) => match (shared.first_error.load(Relaxed), shared.first_eof.load(Relaxed)) {
                         (UPSTREAM, UPSTREAM) => (RelayEnd::UpstreamClosed, Some(err)),
                         (UPSTREAM, _) => (RelayEnd::UpstreamError, Some(err)),

@@ -132,6 +132,7 @@ where
         reason: CloseReason::Relay(stats.end),
         up: stats.client_to_upstream,
         down: stats.upstream_to_client,
+        stream: None,
     }
 }
 
