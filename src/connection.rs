@@ -20,12 +20,12 @@ use tokio::net::TcpStream;
 use crate::buffers::ReadAhead;
 use crate::context::{ClientAddrs, ServeContext};
 use crate::endpoint::{ListenScheme, ListenUrl};
-use crate::gate::{ClientFacts, Refusal, ServerSide, StreamGate, refusal_status};
+use crate::gate::{ClientFacts, ServerSide, StreamGate};
 use crate::metrics::{CloseLabels, ListenerLabels};
 use crate::net::ClientSocket;
-use crate::outcome::{CloseReason, Outcome, close_gently};
+use crate::outcome::{CloseReason, Outcome, close_gently, finish_gated};
 use crate::proxy_protocol;
-use crate::relay::{self, RelayEnd};
+use crate::relay;
 use crate::routed;
 use crate::rtmpt::{self, Rtmpt};
 use crate::sniff::{Rewind, Sniffed};
@@ -247,7 +247,7 @@ where
             if sniffed == Sniffed::Rtmp && !ctx.routes.is_empty() {
                 // Boxed, like the HTTP tunnel below: the rarer, larger
                 // paths must not size the task of every plain relay.
-                return Box::pin(routed::serve(ctx, client, first, protocol, addrs)).await;
+                return Box::pin(routed::serve(ctx, client, first, protocol, addrs, sni)).await;
             }
             return relay_to_upstream(ctx, client, first, protocol, addrs, sni).await;
         }
@@ -338,37 +338,7 @@ where
         watch,
     )
     .await;
-    if let Some(err) = &stats.error {
-        tracing::debug!(%err, "relay ended with an error");
-    }
-    let reason = match (stats.end, gate.refusal()) {
-        (RelayEnd::Refused, Some(refusal)) => {
-            refuse(&mut client, refusal, &server).await;
-            CloseReason::AuthDenied
-        }
-        (RelayEnd::Refused, None) => {
-            close_gently(&mut client).await;
-            CloseReason::Relay(RelayEnd::Refused)
-        }
-        (end, _) => CloseReason::Relay(end),
-    };
-    Outcome {
-        protocol,
-        reason,
-        up: stats.client_to_upstream,
-        down: stats.upstream_to_client,
-        stream: Some(gate.names().clone()),
-    }
-}
-
-/// Tells a refused client why (an `onStatus` error where the server's
-/// chunk stream allows inserting one), then closes it.
-async fn refuse<S: AsyncWrite + Unpin>(client: &mut S, refusal: &Refusal, server: &ServerSide) {
-    if let Some(status) = server
-        .insert_point()
-        .and_then(|chunk_size| refusal_status(refusal, chunk_size))
-    {
-        let _ = tokio::time::timeout(relay::CLOSE_GRACE, client.write_all(&status)).await;
-    }
-    close_gently(client).await;
+    let verdict = gate.verdict();
+    drop(gate);
+    finish_gated(&mut client, protocol, stats, verdict, &server).await
 }

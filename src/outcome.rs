@@ -7,7 +7,7 @@
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::gate::StreamNames;
+use crate::gate::{ServerSide, StreamNames, Verdict, write_refusal};
 use crate::relay::{self, RelayEnd};
 use crate::rtmpt;
 
@@ -70,6 +70,39 @@ impl Outcome {
             down: 0,
             stream: None,
         }
+    }
+}
+
+/// The outcome of a relay through the stream gate: a refused client is told
+/// why and closed here.
+pub(crate) async fn finish_gated<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    protocol: &'static str,
+    stats: relay::RelayStats,
+    verdict: Verdict,
+    server: &ServerSide,
+) -> Outcome {
+    if let Some(err) = &stats.error {
+        tracing::debug!(%err, "relay ended with an error");
+    }
+    let reason = match (stats.end, &verdict.refusal) {
+        (RelayEnd::Refused, Some(refusal)) => {
+            write_refusal(client, refusal, server).await;
+            close_gently(client).await;
+            CloseReason::AuthDenied
+        }
+        (RelayEnd::Refused, None) => {
+            close_gently(client).await;
+            CloseReason::Relay(RelayEnd::Refused)
+        }
+        (end, _) => CloseReason::Relay(end),
+    };
+    Outcome {
+        protocol,
+        reason,
+        up: stats.client_to_upstream,
+        down: stats.upstream_to_client,
+        stream: Some(verdict.names),
     }
 }
 

@@ -75,6 +75,9 @@ async fn refused_quietly<S: tokio::io::AsyncRead + Unpin>(
             "the client is told {code}; got {text:?}"
         );
     }
+    // An upstream connection, if one was made, was accepted by now: the
+    // gateway connects before it relays and closes it with the client.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     if let Some(conn) = up.try_next_conn() {
         let seen = conn.wait_for_end(LIMIT).await.bytes;
         let seen = String::from_utf8_lossy(&seen);
@@ -460,7 +463,9 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
 
 /// A form body's fields, decoded.
 fn form(body: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn field<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -581,4 +586,46 @@ async fn a_command_flood_while_waiting_is_closed() {
         1.0,
     )
     .await;
+}
+
+/// With `[[route]]`s rtmpgate does both handshakes itself; the gate follows
+/// from the first chunk and refuses the same way, with and without a tcUrl
+/// rewrite.
+#[tokio::test]
+async fn routed_connections_are_authorized() {
+    let dir = TempDir::new("auth-keys");
+    let keys = keys_file(&dir, "live/good\n");
+    for tc_url in [None, Some("rtmp://origin.internal/live")] {
+        let mut routed_up = TestUpstream::start().await;
+        let default_up = TestUpstream::start().await;
+        let rule = rtmpgate::routes::RouteRule {
+            app: Some("live".into()),
+            host: None,
+            upstreams: vec![format!("rtmp://{}", routed_up.addr).parse().unwrap()],
+            tc_url: tc_url.map(str::to_owned),
+        };
+        let keys = keys.clone();
+        let gw = gateway(&default_up, |c| {
+            c.auth.keys_file = Some(keys);
+            c.routes = vec![rule];
+        })
+        .await;
+        let (mut c, _) = send_session(&gw, &publish_session("live", "bad", 14, 2)).await;
+        refused(&mut c, &mut routed_up, "NetStream.Publish.BadName", "bad").await;
+
+        let (_c, bytes) = send_session(&gw, &publish_session("live", "good", 15, 6)).await;
+        let conn = routed_up.next_conn().await;
+        if tc_url.is_none() {
+            let got = conn.wait_for_len(bytes.len(), LIMIT).await;
+            assert_bytes_eq("routed, allowed", &got.bytes, &bytes);
+        } else {
+            // connect is re-encoded; the media after it arrives whole.
+            let tail = &bytes[bytes.len() - 2000..];
+            let got = conn.wait_for_len(bytes.len() - 40, LIMIT).await;
+            assert!(
+                got.bytes.windows(tail.len()).any(|w| w == tail),
+                "media reached the route"
+            );
+        }
+    }
 }

@@ -22,19 +22,6 @@ pub fn valid_tag(tag: &str) -> bool {
 
 impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let auth = &self.auth;
-        let auth_on = auth.webhook_url.is_some()
-            || auth.keys_file.is_some()
-            || auth.hmac_secret_file.is_some();
-        if auth_on && !self.routes.is_empty() {
-            return Err(ConfigError::Invalid {
-                setting: "route",
-                why: "stream authorization (--auth-webhook, --auth-keys, --auth-hmac-secret) \
-                      does not cover routed connections yet; remove the [[route]] tables or \
-                      the --auth-* settings"
-                    .into(),
-            });
-        }
         if self.listeners.is_empty() {
             return Err(ConfigError::Invalid {
                 setting: "listen",

@@ -24,6 +24,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::Context;
 
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
 use crate::auth::{AuthRequest, Authorizer, Call};
 use crate::relay::{Inspect, Refused, Release};
 use crate::rtmp::follow::{Followed, Follower};
@@ -74,6 +76,15 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// What a gate saw on a connection that ended.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    /// The refused publish or play, if one was.
+    pub refusal: Option<Refusal>,
+    /// The stream the connection named last.
+    pub names: StreamNames,
+}
+
 /// `connect`'s facts, once it went past.
 #[derive(Debug, Clone, Default)]
 struct Connected {
@@ -104,15 +115,30 @@ pub struct StreamGate {
 impl StreamGate {
     /// A gate for one client connection, from its first byte (C0).
     pub fn new(auth: Arc<Authorizer>, client: ClientFacts) -> Self {
+        Self::with(auth, client, Follower::new(), false)
+    }
+
+    /// A gate whose input starts with the first chunk after the handshake
+    /// (rtmpgate did the handshake itself, as on routed connections).
+    pub fn after_handshake(auth: Arc<Authorizer>, client: ClientFacts) -> Self {
+        Self::with(auth, client, Follower::after(0), true)
+    }
+
+    fn with(
+        auth: Arc<Authorizer>,
+        client: ClientFacts,
+        follower: Follower,
+        handshaken: bool,
+    ) -> Self {
         let enforce = auth.is_enabled();
         Self {
             auth,
             client,
             enforce,
-            follower: Follower::new(),
+            follower,
             followed: Vec::new(),
             blind: false,
-            first_byte_seen: false,
+            first_byte_seen: handshaken,
             connected: None,
             waiting: WaitingList::default(),
             allowed: Vec::new(),
@@ -129,6 +155,14 @@ impl StreamGate {
     /// The refused publish or play, once one was.
     pub fn refusal(&self) -> Option<&Refusal> {
         self.refusal.as_ref()
+    }
+
+    /// What the gate saw, for the end of the connection.
+    pub fn verdict(&self) -> Verdict {
+        Verdict {
+            refusal: self.refusal.clone(),
+            names: self.names.clone(),
+        }
     }
 
     /// Stops following, or refuses when enforcing.
@@ -300,6 +334,25 @@ impl Inspect for StreamGate {
 fn is_command(type_id: u8) -> bool {
     type_id == rtmp::chunk::TYPE_COMMAND_AMF0 || type_id == rtmp::chunk::TYPE_COMMAND_AMF3
 }
+
+/// Tells a refused client why: an `onStatus` error, where the server's
+/// chunk stream (as `server` followed it) allows inserting one; bounded in
+/// time. Closing the client is the caller's.
+pub async fn write_refusal<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    refusal: &Refusal,
+    server: &ServerSide,
+) {
+    if let Some(status) = server
+        .insert_point()
+        .and_then(|chunk_size| refusal_status(refusal, chunk_size))
+    {
+        let _ = tokio::time::timeout(WRITE_REFUSAL, client.write_all(&status)).await;
+    }
+}
+
+/// Longest the refusal's `onStatus` may take to write.
+const WRITE_REFUSAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `onStatus` error for `refusal`, chunked for a client reading with
 /// `chunk_size`.

@@ -17,6 +17,15 @@ pub struct ServerSide {
 }
 
 impl ServerSide {
+    /// Following the server's bytes after a handshake rtmpgate did itself
+    /// (routed connections): chunks from the first byte.
+    pub fn after_handshake() -> Self {
+        Self {
+            follower: Follower::after(0),
+            ..Self::default()
+        }
+    }
+
     /// The chunk size the client reads the server's chunks with, when the
     /// relay ended between two of the server's messages with all of them
     /// delivered: an `onStatus` can then be written. `None` otherwise.

@@ -74,7 +74,11 @@ impl Refused {
 /// as `up` releases it (waiting for a decision it awaits); returns how much
 /// was written. What `up` holds until more input comes is left to the copy
 /// loop.
-pub(super) async fn write_prefix<U, I>(upstream: &mut U, prefix: &[u8], up: &mut I) -> io::Result<usize>
+pub(super) async fn write_prefix<U, I>(
+    upstream: &mut U,
+    prefix: &[u8],
+    up: &mut I,
+) -> io::Result<usize>
 where
     U: AsyncWrite + Unpin,
     I: Inspect + ?Sized,
@@ -101,4 +105,3 @@ where
     }
     Ok(written)
 }
-

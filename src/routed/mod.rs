@@ -17,8 +17,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
 use crate::context::{ClientAddrs, ServeContext};
-use crate::outcome::{CloseReason, Outcome, close_gently};
+use crate::gate::{ClientFacts, ServerSide, StreamGate};
+use crate::outcome::{CloseReason, Outcome, close_gently, finish_gated};
 use crate::relay;
 // The `_error` rtmpgate itself sends is chunked at the protocol default:
 // rtmpgate never announces another chunk size to the client.
@@ -49,6 +52,7 @@ pub(crate) async fn serve<S>(
     buf: BytesMut,
     protocol: &'static str,
     addrs: ClientAddrs,
+    sni: Option<String>,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -105,8 +109,34 @@ where
         }
     };
     let idle = ctx.config.timeouts.idle;
-    let stats = match &rule.tc_url {
-        None => relay::relay(client, upstream, pending, idle, &ctx.abort, &ctx.overload).await,
+    // rtmpgate did both handshakes: the gate and the server side follow
+    // chunks from their first byte.
+    let facts = ClientFacts {
+        addr: addrs.peer.ip(),
+        protocol,
+        sni,
+    };
+    let mut gate = Box::new(StreamGate::after_handshake(Arc::clone(&ctx.auth), facts));
+    let mut server = Box::new(ServerSide::after_handshake());
+    let watch = relay::Watch {
+        up: &mut *gate,
+        down: &mut *server,
+    };
+    let (abort, overload) = (&ctx.abort, &ctx.overload);
+    let (stats, mut client) = match &rule.tc_url {
+        None => {
+            let stats = relay::relay_inspected(
+                &mut client,
+                upstream,
+                pending,
+                idle,
+                abort,
+                overload,
+                watch,
+            )
+            .await;
+            (stats, Either::Plain(client))
+        }
         Some(tc_url) => match rewritten(&received, &pending, tc_url, reader.chunk_size()) {
             Err(why) => {
                 tracing::warn!(why, "tcUrl rewrite impossible; closing");
@@ -116,24 +146,50 @@ where
             }
             Ok((prefix, false)) => {
                 let all = [&prefix[..], &pending[received.end as usize..]].concat();
-                relay::relay(client, upstream, all, idle, &ctx.abort, &ctx.overload).await
+                let stats = relay::relay_inspected(
+                    &mut client,
+                    upstream,
+                    all,
+                    idle,
+                    abort,
+                    overload,
+                    watch,
+                )
+                .await;
+                (stats, Either::Plain(client))
             }
             Ok((prefix, true)) => {
                 let mut reader = reader;
                 reader.set_max_message_len(MAX_MESSAGE);
                 let raw = BytesMut::from(&pending[received.end as usize..]);
-                let client = Rechunk::new(client, reader, received.message.csid, raw, received.end);
-                relay::relay(client, upstream, prefix, idle, &ctx.abort, &ctx.overload).await
+                let mut client =
+                    Rechunk::new(client, reader, received.message.csid, raw, received.end);
+                let stats = relay::relay_inspected(
+                    &mut client,
+                    upstream,
+                    prefix,
+                    idle,
+                    abort,
+                    overload,
+                    watch,
+                )
+                .await;
+                (stats, Either::Rechunked(client))
             }
         },
     };
-    Outcome {
-        protocol,
-        reason: CloseReason::Relay(stats.end),
-        up: stats.client_to_upstream,
-        down: stats.upstream_to_client,
-        stream: None,
+    let verdict = gate.verdict();
+    drop(gate);
+    match &mut client {
+        Either::Plain(c) => finish_gated(c, protocol, stats, verdict, &server).await,
+        Either::Rechunked(c) => finish_gated(c, protocol, stats, verdict, &server).await,
     }
+}
+
+/// The client as the relay used it: as is, or behind the re-chunker.
+enum Either<S> {
+    Plain(S),
+    Rechunked(Rechunk<S>),
 }
 
 /// Reads until `buf` holds at least `n` bytes, by `deadline`.

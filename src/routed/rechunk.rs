@@ -44,6 +44,8 @@ pub(crate) struct Rechunk<S> {
     watch: Option<Watch>,
     /// Bytes ready for the relay.
     out: BytesMut,
+    /// The bytes read before the watch began have been processed.
+    primed: bool,
 }
 
 impl<S> Rechunk<S> {
@@ -67,6 +69,7 @@ impl<S> Rechunk<S> {
                 started_at: raw_base,
             }),
             out: BytesMut::new(),
+            primed: false,
         }
     }
 
@@ -124,6 +127,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rechunk<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.primed {
+            // Bytes that came with `connect` are already in the reader:
+            // decide on them before waiting for more input, which a client
+            // that awaits an answer would never send.
+            self.primed = true;
+            self.process()?;
+        }
         loop {
             if !self.out.is_empty() {
                 let n = self.out.len().min(buf.remaining());
