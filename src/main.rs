@@ -40,6 +40,8 @@ async fn run() -> anyhow::Result<()> {
     if cli.check_config {
         rtmpgate::server::tls_state(&config, &Arc::new(Metrics::default()))
             .context("configuration refused")?;
+        rtmpgate::upstream::tls::client_config(&config.upstream_trust, &config.upstream_pins)
+            .context("configuration refused")?;
         println!("configuration OK");
         return Ok(());
     }

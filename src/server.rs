@@ -83,6 +83,7 @@ impl Gateway {
             Upstreams::new(
                 urls,
                 &config.upstream_trust,
+                &config.upstream_pins,
                 config.timeouts.connect,
                 config.upstream_hold_down,
                 &metrics,
