@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use super::file::{FileConfig, OneOrMany, load_file};
 use super::validate::{missing_pair, parse_spki_pin, parse_upstream};
-use super::{
-    CertPair, Config, ConfigError, Timeouts, TlsSource, UpstreamPins, UpstreamTrust,
-};
+use super::{CertPair, Config, ConfigError, Timeouts, TlsSource, UpstreamPins, UpstreamTrust};
 use crate::cli::Cli;
 use crate::endpoint::UrlError;
 use crate::overload::OverloadLimits;

@@ -312,7 +312,9 @@ mod tests {
         let url: UpstreamUrl = format!("rtmp://127.0.0.1:{}", closed_port())
             .parse()
             .unwrap();
-        let tls = TlsConnector::from(tls::client_config(&UpstreamTrust::Insecure, &UpstreamPins::default()).unwrap());
+        let tls = TlsConnector::from(
+            tls::client_config(&UpstreamTrust::Insecure, &UpstreamPins::default()).unwrap(),
+        );
         let err = connect(&url, Duration::from_secs(2), None, &tls)
             .await
             .unwrap_err();

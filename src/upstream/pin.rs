@@ -130,8 +130,8 @@ fn check_validity(leaf: &[u8], now: UnixTime) -> Result<(), rustls::Error> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(leaf).map_err(|_| CertificateError::BadEncoding)?;
     let secs = i64::try_from(now.as_secs()).map_err(|_| CertificateError::Expired)?;
-    let now = x509_parser::time::ASN1Time::from_timestamp(secs)
-        .map_err(|_| CertificateError::Expired)?;
+    let now =
+        x509_parser::time::ASN1Time::from_timestamp(secs).map_err(|_| CertificateError::Expired)?;
     let validity = cert.validity();
     if now < validity.not_before {
         return Err(CertificateError::NotValidYet.into());
