@@ -321,8 +321,8 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", env = "RTMPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Validate the configuration (URLs, certificate and key) and exit,
-    /// like `nginx -t`. Binds no port.
+    /// Validate the configuration (URLs, certificate and key, upstream CA
+    /// and pin files) and exit, like `nginx -t`. Binds no port.
     #[arg(long)]
     pub check_config: bool,
 }

@@ -316,3 +316,56 @@ fn an_unreadable_pin_file_is_refused_at_start_with_the_flag_named() {
     let err = client_config(&UpstreamTrust::PublicRoots, &pins).expect_err("no certificate");
     assert!(err.to_string().contains("--upstream-pin"), "{err}");
 }
+
+/// `rtmpgate ARGS` with no RTMPGATE_* variable from the test's environment.
+async fn run_binary(args: &[&str]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtmpgate"));
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RTMPGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    within(STEP, &format!("rtmpgate {args:?} to exit"), cmd.output())
+        .await
+        .expect("run rtmpgate")
+}
+
+#[tokio::test]
+async fn check_config_reads_the_pin_file_and_the_pins() {
+    let dir = TempDir::new("pin-bin");
+    let cert = self_signed(&dir, "origin", ORIGIN_NAMES, true, false);
+    let listen = ["--listen", "rtmp://127.0.0.1:0"];
+    let good = cert.cert.to_str().unwrap();
+    let out =
+        run_binary(&[&listen[..], &["--check-config", "--upstream-pin", good]].concat()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let out =
+        run_binary(&[&listen[..], &["--check-config", "--upstream-pin", missing]].concat()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--upstream-pin"),
+        "{stderr}"
+    );
+    let out = run_binary(
+        &[
+            &listen[..],
+            &["--check-config", "--upstream-pin-sha256", "nothex"],
+        ]
+        .concat(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("upstream_pin_sha256"),
+        "{stderr}"
+    );
+}
