@@ -2,7 +2,8 @@
 //!
 //! Owns name resolution (at every connect, so DNS changes are followed), the
 //! connect timeout, the PROXY header, TLS towards `rtmps://` upstreams
-//! ([`tls`]), and failover across several upstreams with passive health: an
+//! ([`tls`]; pinned origin certificates and the advice for refused ones in
+//! [`pin`]), and failover across several upstreams with passive health: an
 //! upstream that refused or timed out is skipped by new connections for a
 //! while. It returns an [`UpstreamStream`]; what flows over it is the
 //! relay's business.
