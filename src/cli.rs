@@ -73,7 +73,10 @@ pub struct Cli {
     pub upstream: Vec<UpstreamUrl>,
 
     /// Trust only the CA certificates in this PEM file for rtmps://
-    /// upstreams (a private CA), instead of the public Mozilla roots.
+    /// upstreams (a private CA), instead of the public Mozilla roots. An
+    /// origin presenting one of these very certificates as its own (a
+    /// self-signed origin) is accepted after its validity and names are
+    /// checked, as curl --cacert does.
     /// Example: --upstream-ca /etc/rtmpgate/origin-ca.pem
     #[arg(
         long,
@@ -82,6 +85,35 @@ pub struct Cli {
         conflicts_with = "upstream_insecure"
     )]
     pub upstream_ca: Option<PathBuf>,
+
+    /// Accept an rtmps:// upstream whose certificate is byte-identical to
+    /// one in this PEM file, e.g. an origin's self-signed certificate: its
+    /// validity period is checked, its issuer and names are not. With a pin
+    /// the public roots are not trusted; other certificates need --upstream-ca.
+    /// Example: --upstream-pin /etc/rtmpgate/origin-cert.pem
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RTMPGATE_UPSTREAM_PIN",
+        conflicts_with = "upstream_insecure"
+    )]
+    pub upstream_pin: Option<PathBuf>,
+
+    /// Accept an rtmps:// upstream whose certificate's public key
+    /// (SubjectPublicKeyInfo) has this SHA-256, like curl --pinnedpubkey
+    /// sha256//: 64 hex digits, or base64 (with or without sha256//).
+    /// Repeat for several (key rotation). Validity checked, issuer and names
+    /// not; the public roots are then not trusted. Get it with:
+    /// openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform der | sha256sum
+    /// Example: --upstream-pin-sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "RTMPGATE_UPSTREAM_PIN_SHA256",
+        value_delimiter = ',',
+        conflicts_with = "upstream_insecure"
+    )]
+    pub upstream_pin_sha256: Vec<String>,
 
     /// DANGEROUS, for tests only: do not verify rtmps:// upstream
     /// certificates. Anyone on the path can then read and alter streams.
@@ -294,8 +326,8 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", env = "RTMPGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Validate the configuration (URLs, certificate and key) and exit,
-    /// like `nginx -t`. Binds no port.
+    /// Validate the configuration (URLs, certificate and key, upstream CA
+    /// and pin files) and exit, like `nginx -t`. Binds no port.
     #[arg(long)]
     pub check_config: bool,
 }

@@ -41,6 +41,8 @@ async fn run() -> anyhow::Result<()> {
         rtmpgate::server::tls_state(&config, &Arc::new(Metrics::default()))
             .context("configuration refused")?;
         rtmpgate::auth::Authorizer::build(&config.auth).context("configuration refused")?;
+        rtmpgate::upstream::tls::client_config(&config.upstream_trust, &config.upstream_pins)
+            .context("configuration refused")?;
         println!("configuration OK");
         return Ok(());
     }

@@ -88,6 +88,7 @@ impl Gateway {
             Upstreams::new(
                 urls,
                 &config.upstream_trust,
+                &config.upstream_pins,
                 config.timeouts.connect,
                 config.upstream_hold_down,
                 &metrics,

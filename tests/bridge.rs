@@ -913,6 +913,9 @@ async fn binary_help_lists_flags_with_examples() {
         "Example: --upstream rtmp://",
         "Example: --tls-cert /etc/rtmpgate/fullchain.pem",
         "RTMPGATE_UPSTREAM",
+        "--upstream-pin <FILE>",
+        "--upstream-pin-sha256 <HEX>",
+        "RTMPGATE_UPSTREAM_PIN_SHA256",
     ] {
         assert!(help.contains(needle), "--help lacks `{needle}`:\n{help}");
     }

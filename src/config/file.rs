@@ -20,6 +20,8 @@ pub(super) struct FileConfig {
     pub(super) upstream: Option<OneOrMany>,
     pub(super) upstream_ca: Option<PathBuf>,
     pub(super) upstream_insecure: Option<bool>,
+    pub(super) upstream_pin: Option<PathBuf>,
+    pub(super) upstream_pin_sha256: Option<Vec<String>>,
     pub(super) upstream_hold_down: Option<String>,
     pub(super) route: Option<Vec<FileRoute>>,
     pub(super) tls_cert: Option<PathBuf>,

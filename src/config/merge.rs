@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use super::file::{FileConfig, OneOrMany, load_file};
-use super::validate::{missing_pair, parse_upstream};
-use super::{CertPair, Config, ConfigError, Timeouts, TlsSource, UpstreamTrust};
+use super::validate::{missing_pair, parse_spki_pin, parse_upstream};
+use super::{CertPair, Config, ConfigError, Timeouts, TlsSource, UpstreamPins, UpstreamTrust};
 use crate::cli::Cli;
 use crate::endpoint::UrlError;
 use crate::overload::OverloadLimits;
@@ -113,6 +113,25 @@ impl Config {
             (None, true) => UpstreamTrust::Insecure,
             (None, false) => UpstreamTrust::PublicRoots,
         };
+        let pin_texts = if !cli.upstream_pin_sha256.is_empty() {
+            cli.upstream_pin_sha256.clone()
+        } else {
+            file.upstream_pin_sha256.unwrap_or_default()
+        };
+        let upstream_pins = UpstreamPins {
+            certs: cli.upstream_pin.clone().or(file.upstream_pin),
+            spki_sha256: pin_texts
+                .iter()
+                .map(|p| parse_spki_pin(p))
+                .collect::<Result<_, _>>()?,
+        };
+        if insecure && !upstream_pins.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "upstream_pin",
+                why: "--upstream-pin/--upstream-pin-sha256 and --upstream-insecure exclude each other"
+                    .into(),
+            });
+        }
         let routes = file
             .route
             .unwrap_or_default()
@@ -203,6 +222,7 @@ impl Config {
             listeners,
             upstreams,
             upstream_trust,
+            upstream_pins,
             upstream_hold_down,
             routes,
             tls,

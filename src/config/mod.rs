@@ -10,7 +10,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | [`types`] | settings types of the rooms (TLS source, timeouts, RTMPT, upstream trust) |
+//! | [`types`] | settings types of the rooms (TLS source, timeouts, RTMPT, upstream trust and pins) |
 //! | [`file`] | the TOML file's shape and reading it |
 //! | [`merge`] | flags > environment > file > defaults, into a [`Config`] |
 //! | [`validate`] | cross-field checks and the errors that say what to change |
@@ -34,7 +34,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use self::types::{
-    CertPair, RtmptSettings, SessionSettings, TableLimits, Timeouts, TlsSource, UpstreamTrust,
+    CertPair, RtmptSettings, SessionSettings, TableLimits, Timeouts, TlsSource, UpstreamPins,
+    UpstreamTrust,
 };
 pub use crate::auth::AuthSettings;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
@@ -56,6 +57,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamUrl>,
     /// Who vouches for `rtmps://` upstream certificates.
     pub upstream_trust: UpstreamTrust,
+    /// Origin certificates or keys accepted by identity (pinning).
+    pub upstream_pins: UpstreamPins,
     /// How long a failed upstream is skipped.
     pub upstream_hold_down: Duration,
     /// Routing rules by `app`/`tcUrl` host (file only); empty: no routing.
@@ -103,6 +106,7 @@ impl Default for Config {
                     .expect("built-in upstream URL parses"),
             ],
             upstream_trust: UpstreamTrust::PublicRoots,
+            upstream_pins: UpstreamPins::default(),
             upstream_hold_down: Duration::from_secs(10),
             routes: Vec::new(),
             tls: TlsSource::SelfSigned,

@@ -185,3 +185,87 @@ fn duplicate_listeners_refused() {
     .unwrap_err();
     assert!(e.to_string().contains("twice"), "{e}");
 }
+
+#[test]
+fn upstream_pins_from_flags_env_names_and_file() {
+    use clap::CommandFactory;
+    let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let digest: [u8; 32] = std::array::from_fn(|i| {
+        u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex test vector")
+    });
+    let c = Config::from_sources(&Cli::default()).unwrap();
+    assert!(c.upstream_pins.is_empty(), "no pin by default");
+
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-pin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        format!("upstream_pin = \"/etc/file-pin.pem\"\nupstream_pin_sha256 = [\"{hex}\"]\n"),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+    assert_eq!(
+        c.upstream_pins.certs.as_deref(),
+        Some(std::path::Path::new("/etc/file-pin.pem"))
+    );
+    assert_eq!(c.upstream_pins.spki_sha256, vec![digest]);
+
+    // Flags beat the file; base64 (curl's sha256// form) and colon-separated
+    // hex name the same digest; the flag repeats.
+    let b64 = "sha256//n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=";
+    let colons: String = hex
+        .as_bytes()
+        .chunks(2)
+        .map(|p| std::str::from_utf8(p).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let c = Config::from_sources(&cli(&[
+        "--config",
+        path,
+        "--upstream-pin",
+        "/etc/flag-pin.pem",
+        "--upstream-pin-sha256",
+        b64,
+        "--upstream-pin-sha256",
+        &colons.to_uppercase(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.upstream_pins.certs.as_deref(),
+        Some(std::path::Path::new("/etc/flag-pin.pem"))
+    );
+    assert_eq!(c.upstream_pins.spki_sha256, vec![digest, digest]);
+
+    let cmd = Cli::command();
+    let env = |id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_env())
+            .and_then(|e| e.to_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        env("upstream_pin").as_deref(),
+        Some("RTMPGATE_UPSTREAM_PIN")
+    );
+    assert_eq!(
+        env("upstream_pin_sha256").as_deref(),
+        Some("RTMPGATE_UPSTREAM_PIN_SHA256")
+    );
+
+    for bad in ["abc", &hex[..62], "sha256//AAAA"] {
+        let e = Config::from_sources(&cli(&["--upstream-pin-sha256", bad])).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("upstream_pin_sha256") && msg.contains("64 hex digits"),
+            "{msg}"
+        );
+    }
+    let e = Cli::try_parse_from(["rtmpgate", "--upstream-pin", "x.pem", "--upstream-insecure"]);
+    assert!(e.is_err(), "clap refuses a pin with --upstream-insecure");
+    std::fs::write(&file, "upstream_insecure = true\n").unwrap();
+    let e = Config::from_sources(&cli(&["--config", path, "--upstream-pin", "x.pem"])).unwrap_err();
+    assert!(e.to_string().contains("exclude each other"), "{e}");
+}

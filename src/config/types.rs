@@ -43,6 +43,27 @@ pub enum UpstreamTrust {
     Insecure,
 }
 
+/// Origin certificates accepted for what they are rather than for who
+/// signed them (`--upstream-pin`, `--upstream-pin-sha256`; read by
+/// [`crate::upstream`]). Once any is given, the public roots are no longer
+/// trusted: a certificate that matches no pin needs `--upstream-ca`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamPins {
+    /// PEM file of certificates accepted when byte-identical to the
+    /// origin's own (validity checked; chain and name not).
+    pub certs: Option<PathBuf>,
+    /// SHA-256 digests of accepted SubjectPublicKeyInfos (curl
+    /// `--pinnedpubkey sha256//…`); validity checked, chain and name not.
+    pub spki_sha256: Vec<[u8; 32]>,
+}
+
+impl UpstreamPins {
+    /// Whether no pin is configured.
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_none() && self.spki_sha256.is_empty()
+    }
+}
+
 /// Deadlines for each phase of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {

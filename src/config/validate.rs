@@ -110,3 +110,34 @@ pub(super) fn missing_pair(setting: &'static str, flag: &str) -> ConfigError {
         why: format!("a certificate needs both --tls-cert and --tls-key; add {flag}"),
     }
 }
+
+/// Reads one `--upstream-pin-sha256`: the SHA-256 of a SubjectPublicKeyInfo
+/// as 64 hex digits (colons allowed, as `openssl dgst -c` prints them) or as
+/// base64, with or without curl's `sha256//` prefix.
+pub(super) fn parse_spki_pin(text: &str) -> Result<[u8; 32], ConfigError> {
+    use base64::Engine as _;
+    let t = text.trim();
+    let t = t.strip_prefix("sha256//").unwrap_or(t);
+    let hex: Vec<u8> = t.bytes().filter(|b| *b != b':').collect();
+    let bytes = if hex.len() == 64 && hex.iter().all(u8::is_ascii_hexdigit) {
+        hex.chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(t).ok()
+    };
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| ConfigError::Invalid {
+            setting: "upstream_pin_sha256",
+            why: format!(
+                "`{text}` is not a SHA-256 digest: give 64 hex digits or 44 characters of \
+                 base64, e.g. from `openssl x509 -in cert.pem -pubkey -noout | openssl pkey \
+                 -pubin -outform der | sha256sum`"
+            ),
+        })
+}

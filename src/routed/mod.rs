@@ -174,7 +174,7 @@ where
                     watch,
                 )
                 .await;
-                (stats, Either::Rechunked(client))
+                (stats, Either::Rechunked(Box::new(client)))
             }
         },
     };
@@ -182,14 +182,14 @@ where
     drop(gate);
     match &mut client {
         Either::Plain(c) => finish_gated(c, protocol, stats, verdict, &server).await,
-        Either::Rechunked(c) => finish_gated(c, protocol, stats, verdict, &server).await,
+        Either::Rechunked(c) => finish_gated(&mut **c, protocol, stats, verdict, &server).await,
     }
 }
 
 /// The client as the relay used it: as is, or behind the re-chunker.
 enum Either<S> {
     Plain(S),
-    Rechunked(Rechunk<S>),
+    Rechunked(Box<Rechunk<S>>),
 }
 
 /// Reads until `buf` holds at least `n` bytes, by `deadline`.

@@ -2,11 +2,13 @@
 //!
 //! Owns name resolution (at every connect, so DNS changes are followed), the
 //! connect timeout, the PROXY header, TLS towards `rtmps://` upstreams
-//! ([`tls`]), and failover across several upstreams with passive health: an
+//! ([`tls`]; pinned origin certificates and the advice for refused ones in
+//! [`pin`]), and failover across several upstreams with passive health: an
 //! upstream that refused or timed out is skipped by new connections for a
 //! while. It returns an [`UpstreamStream`]; what flows over it is the
 //! relay's business.
 
+pub mod pin;
 pub mod stream;
 pub mod tls;
 
@@ -22,7 +24,7 @@ use tokio_rustls::TlsConnector;
 
 pub use self::stream::UpstreamStream;
 pub use self::tls::UpstreamTlsError;
-use crate::config::UpstreamTrust;
+use crate::config::{UpstreamPins, UpstreamTrust};
 use crate::endpoint::{UpstreamScheme, UpstreamUrl};
 use crate::metrics::{Metrics, UpstreamLabels};
 use crate::net;
@@ -69,6 +71,18 @@ pub enum UpstreamError {
         /// The TLS error.
         source: io::Error,
     },
+    /// The `rtmps://` upstream's certificate was refused: not signed by a
+    /// trusted CA, a CA certificate used as the server's own, not the
+    /// pinned one, expired, or for another name.
+    #[error("TLS with upstream {upstream} failed: {source}; {advice}")]
+    Certificate {
+        /// The upstream as configured.
+        upstream: String,
+        /// The TLS error.
+        source: io::Error,
+        /// What to do about it ([`pin::advice`]).
+        advice: &'static str,
+    },
 }
 
 impl UpstreamError {
@@ -81,7 +95,7 @@ impl UpstreamError {
             }
             Self::Connect { .. } => "connect",
             Self::Timeout { .. } => "timeout",
-            Self::Tls { .. } => "tls",
+            Self::Tls { .. } | Self::Certificate { .. } => "tls",
         }
     }
 }
@@ -135,9 +149,16 @@ pub async fn connect(
                 let tls = tls
                     .connect(name, crate::buffers::ReadAhead::new(stream))
                     .await
-                    .map_err(|source| UpstreamError::Tls {
-                        upstream: authority.clone(),
-                        source,
+                    .map_err(|source| match pin::advice(&source) {
+                        Some(advice) => UpstreamError::Certificate {
+                            upstream: authority.clone(),
+                            source,
+                            advice,
+                        },
+                        None => UpstreamError::Tls {
+                            upstream: authority.clone(),
+                            source,
+                        },
                     })?;
                 Ok(UpstreamStream::Tls(Box::new(tls)))
             }
@@ -174,6 +195,7 @@ impl Upstreams {
     pub fn new(
         urls: &[UpstreamUrl],
         trust: &UpstreamTrust,
+        pins: &UpstreamPins,
         timeout: Duration,
         hold_down: Duration,
         metrics: &Metrics,
@@ -194,7 +216,7 @@ impl Upstreams {
             .collect();
         Ok(Self {
             members,
-            tls: TlsConnector::from(tls::client_config(trust)?),
+            tls: TlsConnector::from(tls::client_config(trust, pins)?),
             timeout,
             hold_down,
         })
@@ -291,7 +313,9 @@ mod tests {
         let url: UpstreamUrl = format!("rtmp://127.0.0.1:{}", closed_port())
             .parse()
             .unwrap();
-        let tls = TlsConnector::from(tls::client_config(&UpstreamTrust::Insecure).unwrap());
+        let tls = TlsConnector::from(
+            tls::client_config(&UpstreamTrust::Insecure, &UpstreamPins::default()).unwrap(),
+        );
         let err = connect(&url, Duration::from_secs(2), None, &tls)
             .await
             .unwrap_err();
@@ -315,6 +339,7 @@ mod tests {
         let pool = Upstreams::new(
             &[dead.clone(), good],
             &UpstreamTrust::PublicRoots,
+            &UpstreamPins::default(),
             Duration::from_secs(2),
             Duration::from_secs(60),
             &metrics,

@@ -1,19 +1,22 @@
-//! TLS towards `rtmps://` upstreams: which roots are trusted.
+//! TLS towards `rtmps://` upstreams: which roots and pins are trusted.
 //!
 //! Owns the rustls client configuration: the Mozilla roots (webpki-roots)
-//! by default, only a private CA with `--upstream-ca`, or no verification
-//! at all with `--upstream-insecure` (tests only: anyone on the path can
-//! then read and alter the stream).
+//! by default, only a private CA with `--upstream-ca`, pinned origin
+//! certificates or keys ([`super::pin`]), or no verification at all with
+//! `--upstream-insecure` (tests only: anyone on the path can then read and
+//! alter the stream).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 
-use crate::config::UpstreamTrust;
+use super::pin::PinningVerifier;
+use crate::config::{UpstreamPins, UpstreamTrust};
 use crate::tls::provider;
 
 /// Why the upstream TLS configuration could not be built.
@@ -29,46 +32,94 @@ pub enum UpstreamTlsError {
         /// What went wrong.
         why: String,
     },
+    /// The pin file is unreadable or holds no certificate.
+    #[error(
+        "cannot use {path} as upstream pin: {why} (give a PEM file of the origin's certificate via --upstream-pin)"
+    )]
+    Pin {
+        /// The file named by `--upstream-pin`.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 /// Builds the client configuration for `rtmps://` upstreams.
-pub fn client_config(trust: &UpstreamTrust) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
+pub fn client_config(
+    trust: &UpstreamTrust,
+    pins: &UpstreamPins,
+) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("the crypto provider supports the default protocol versions");
-    let config = match trust {
-        UpstreamTrust::PublicRoots => {
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        UpstreamTrust::Insecure => Arc::new(NoVerification),
+        UpstreamTrust::PublicRoots if pins.is_empty() => {
             let roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
-            builder.with_root_certificates(roots).with_no_client_auth()
+            return Ok(Arc::new(
+                builder.with_root_certificates(roots).with_no_client_auth(),
+            ));
         }
-        UpstreamTrust::PrivateCa(path) => builder
-            .with_root_certificates(load_ca(path)?)
-            .with_no_client_auth(),
-        UpstreamTrust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification))
-            .with_no_client_auth(),
+        UpstreamTrust::PublicRoots => Arc::new(pinning(None, pins)?),
+        UpstreamTrust::PrivateCa(path) => Arc::new(pinning(Some(path), pins)?),
     };
-    Ok(Arc::new(config))
+    Ok(Arc::new(
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    ))
 }
 
-fn load_ca(path: &Path) -> Result<RootCertStore, UpstreamTlsError> {
-    let err = |why: String| UpstreamTlsError::Ca {
-        path: path.to_owned(),
-        why,
+/// The verifier for the `--upstream-ca` file `ca` (none: the public roots
+/// are replaced by the pins) and the pins.
+fn pinning(ca: Option<&Path>, pins: &UpstreamPins) -> Result<PinningVerifier, UpstreamTlsError> {
+    let (chain, ca_certs) = match ca {
+        None => (None, Vec::new()),
+        Some(path) => {
+            let err = |why: String| UpstreamTlsError::Ca {
+                path: path.to_owned(),
+                why,
+            };
+            let certs = read_certs(path).map_err(err)?;
+            let mut roots = RootCertStore::empty();
+            for cert in &certs {
+                roots.add(cert.clone()).map_err(|e| err(e.to_string()))?;
+            }
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| err(e.to_string()))?;
+            (Some(verifier), certs)
+        }
     };
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-        roots
-            .add(cert.map_err(|e| err(e.to_string()))?)
-            .map_err(|e| err(e.to_string()))?;
+    let pinned = match &pins.certs {
+        Some(path) => read_certs(path).map_err(|why| UpstreamTlsError::Pin {
+            path: path.to_owned(),
+            why,
+        })?,
+        None => Vec::new(),
+    };
+    Ok(PinningVerifier {
+        chain,
+        ca_certs,
+        pinned,
+        spki_sha256: pins.spki_sha256.clone(),
+        algorithms: provider().signature_verification_algorithms,
+    })
+}
+
+/// Every certificate of a PEM file; at least one.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block found".into());
     }
-    if roots.is_empty() {
-        return Err(err("no CERTIFICATE block found".into()));
-    }
-    Ok(roots)
+    Ok(certs)
 }
 
 /// Accepts any certificate: `--upstream-insecure`.

@@ -303,10 +303,8 @@ start_rtmpgate() {
 # make_private_ca DIR NAME...: a private CA (DIR/ca.crt, CA:TRUE) and a
 # server certificate for NAMEs (DNS names or IPs) signed by it
 # (DIR/leaf.crt, DIR/leaf.key, CA:FALSE, serverAuth), ECDSA P-256, valid
-# 2 days; openssl's output in DIR/openssl.log. For `--upstream-ca`: rustls
-# (webpki) refuses a CA:TRUE certificate as the server's own
-# (CaUsedAsEndEntity), so the self-signed one of certs/make-dev-cert.sh
-# cannot be its own trust anchor.
+# 2 days; openssl's output in DIR/openssl.log. For `--upstream-ca` with a
+# real chain (self-signed origins: run.sh's self_signed_origin).
 make_private_ca() {
     local dir="$1" san="" n
     shift

@@ -30,7 +30,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 ALL_CASES=(rtmps_publish_play rtmp_plain_publish_play rtmpdump_rtmps
     rtmpt_publish_play rtmpts_publish_play rtmpdump_rtmpt rtmpdump_rtmpts
     shared_port dedicated_tunnel_ports
-    proxy_protocol_v1_nginx route_by_app route_tc_url_rewrite rtmps_only_origin)
+    proxy_protocol_v1_nginx route_by_app route_tc_url_rewrite rtmps_only_origin
+    self_signed_origin_ca self_signed_origin_pin_sha256)
 
 FPS=25
 PUBLISH_SECS=8
@@ -559,8 +560,7 @@ EOF
 # rtmps://localhost:PORT, verifying the origin against that CA only
 # (--upstream-ca, SNI and name check on localhost). ffmpeg publishes and
 # plays plain rtmp:// through it; a direct player decodes the stream from
-# nginx. (A self-signed certificate from certs/make-dev-cert.sh cannot serve
-# as --upstream-ca: see make_private_ca.)
+# nginx. (For a self-signed origin certificate see case n.)
 case_rtmps_only_origin() {
     local name=rtmps_only_origin ports nd t p ngx="" st="" gate="" why
     mapfile -t ports < <(free_ports 3)
@@ -609,6 +609,109 @@ EOF
         pass "$name"
     fi
 }
+
+# self_signed_origin NAME TRUST: an origin secured the usual way, with
+# exactly `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost
+# -addext subjectAltName=IP:127.0.0.1,DNS:localhost` (OpenSSL 3 marks it
+# CA:TRUE, which webpki alone refuses as CaUsedAsEndEntity), served by
+# stunnel in front of nginx-rtmp. First an rtmpgate trusting only the public
+# roots must refuse it, with advice in its log; then the rtmpgate under test
+# relays plain rtmp:// to rtmps://127.0.0.1:PORT trusting it by TRUST: `ca`
+# (--upstream-ca that-cert.pem: validity and the IP name checked) or
+# `pin_sha256` (--upstream-pin-sha256 of its public key). ffmpeg publishes
+# plain RTMP to rtmpgate; players through rtmpgate and directly on nginx
+# count the frames decoded.
+self_signed_origin() {
+    local name="$1" trust="$2" ports nd t p q ngx="" st="" gate="" strict="" why why_r
+    mapfile -t ports < <(free_ports 4)
+    nd=${ports[0]} t=${ports[1]} p=${ports[2]} q=${ports[3]}
+    local dir="$WORK/$name.nginx" certs="$WORK/$name.certs"
+    mkdir -p "$certs"
+    CASE_LOGS+=("$dir/error.log" "$WORK/$name.stunnel.log" "$WORK/$name.gate.log" "$WORK/$name.strict.log")
+    if ! (cd "$certs" && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost \
+        -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+        -keyout key.pem -out cert.pem) >"$certs/openssl.log" 2>&1; then
+        fail "$name" "openssl req -x509 failed" "$certs/openssl.log"
+        return 0
+    fi
+    # The case means something only if the certificate is the CA:TRUE kind.
+    if ! openssl x509 -in "$certs/cert.pem" -noout -ext basicConstraints 2>&1 | grep -q 'CA:TRUE'; then
+        fail "$name" "this openssl made a certificate without CA:TRUE: $(openssl version)"
+        return 0
+    fi
+    local trust_args=()
+    case "$trust" in
+    ca) trust_args=(--upstream-ca "$certs/cert.pem") ;;
+    pin_sha256)
+        local pin
+        pin=$(openssl x509 -in "$certs/cert.pem" -pubkey -noout |
+            openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
+        [[ $pin =~ ^[0-9a-f]{64}$ ]] || { fail "$name" "could not compute the SPKI SHA-256 (got '$pin')"; return 0; }
+        trust_args=(--upstream-pin-sha256 "$pin")
+        ;;
+    *) fail "$name" "unknown trust '$trust'"; return 0 ;;
+    esac
+    start_nginx_instance ngx "$dir" "$nd" || true
+    CASE_PIDS+=("$ngx")
+    alive "$ngx" || { fail "$name" "nginx-rtmp did not start"; return 0; }
+    cat >"$WORK/$name.stunnel.conf" <<EOF
+foreground = yes
+syslog = no
+pid =
+debug = info
+
+[origin]
+accept = 127.0.0.1:$t
+connect = 127.0.0.1:$nd
+cert = $certs/cert.pem
+key = $certs/key.pem
+EOF
+    spawn st 120 "$WORK/$name.stunnel.log" stunnel "$WORK/$name.stunnel.conf"
+    CASE_PIDS+=("$st")
+    wait_port "$t" "$st" 10 || { fail "$name" "stunnel did not listen on $t"; return 0; }
+
+    # Without trust the origin is refused, and the log says what to do.
+    start_gate strict "$name.strict" "$q" --listen "rtmp://127.0.0.1:$q" \
+        --upstream "rtmps://127.0.0.1:$t" --drain-timeout 1s || true
+    CASE_PIDS+=("$strict")
+    alive "$strict" || { fail "$name" "rtmpgate with public roots did not start"; return 0; }
+    expect_publish_refused why_r "$name.refused" "rtmp://127.0.0.1:$q/live/refused"
+    [[ -z "$why_r" ]] || { fail "$name" "$why_r" "$WORK/$name.refused.log"; return 0; }
+    if ! wait_line "$WORK/$name.strict.log" 'failed: invalid peer certificate.*--upstream-ca.*--upstream-pin' 5; then
+        fail "$name" "rtmpgate refused the origin without advice naming --upstream-ca and --upstream-pin"
+        return 0
+    fi
+    log "$name: refused without trust: $(grep -a -o 'err=.*' "$WORK/$name.strict.log" | head -n 1)"
+
+    start_gate gate "$name.gate" "$p" --listen "rtmp://127.0.0.1:$p" \
+        --upstream "rtmps://127.0.0.1:$t" "${trust_args[@]}" --drain-timeout 1s || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate ${trust_args[*]} did not start"; return 0; }
+    stream_check why "$name" \
+        "rtmp://127.0.0.1:$p/live/ss" \
+        "rtmp://127.0.0.1:$p/live/ss" \
+        "rtmp://127.0.0.1:$nd/live/ss"
+    local n_tls
+    n_tls=$(grep -a -c 'TLS accepted' "$WORK/$name.stunnel.log") || true
+    if [[ -n "$why" ]]; then
+        fail "$name" "$why"
+    elif ((n_tls < 2)); then
+        fail "$name" "stunnel completed $n_tls TLS handshake(s), want >= 2 (publisher and player through rtmpgate)"
+    elif grep -a -q 'invalid peer certificate' "$WORK/$name.gate.log"; then
+        fail "$name" "rtmpgate ${trust_args[*]} refused the origin's certificate at least once"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        log "$name: ${trust_args[*]}: stunnel completed $n_tls TLS handshakes with rtmpgate"
+        pass "$name"
+    fi
+}
+
+# n. The self-signed CA:TRUE origin trusted with --upstream-ca that-cert.pem.
+case_self_signed_origin_ca() { self_signed_origin self_signed_origin_ca ca; }
+
+# o. The same origin trusted with --upstream-pin-sha256 (its public key).
+case_self_signed_origin_pin_sha256() { self_signed_origin self_signed_origin_pin_sha256 pin_sha256; }
 
 # gate_log_summary: how rtmpgate's connections and RTMPT sessions ended
 # (informational, never fails): counts per reason, every client_error line,
