@@ -836,8 +836,34 @@ async fn buffer_cap_pushes_back_on_upstream_until_client_polls() {
         "the stalled session holds {held} bytes; its cap is {cap}"
     );
 
-    // Now the client polls: everything arrives byte-exact.
+    // One poll takes a reply (kept for a duplicate) and the buffer refills
+    // from the blocked upstream: still the cap plus that one reply, not the
+    // buffer's old allocation pinned by the reply beside a new one.
     let mut got = Vec::with_capacity(TOTAL);
+    got.extend(t.idle().await);
+    assert_eq!(got.len(), max_reply(), "a full reply from the full buffer");
+    let mut refilled = gw.metric(BUFFERED, &[]);
+    let mut steady_since = Instant::now();
+    within(STEP, "the buffer to refill", async {
+        while steady_since.elapsed() < Duration::from_millis(300) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = gw.metric(BUFFERED, &[]);
+            if now != refilled {
+                refilled = now;
+                steady_since = Instant::now();
+            }
+        }
+    })
+    .await;
+    let bound = cap + max_reply() as f64 + MARGIN;
+    assert!(
+        refilled <= bound && refilled >= cap * 0.9,
+        "after one poll the session holds {refilled} bytes; want the cap {cap} plus at most \
+         one cached reply ({} bytes)",
+        max_reply()
+    );
+
+    // Now the client polls: everything arrives byte-exact.
     t.idle_until(&mut got, TOTAL, Duration::from_secs(25)).await;
     pusher.finish().await;
     assert_bytes_eq("20 MiB through the capped buffer", &got, &data);
@@ -847,7 +873,10 @@ async fn buffer_cap_pushes_back_on_upstream_until_client_polls() {
         left <= max_reply() as f64,
         "{left} bytes still held after the session drained"
     );
-    eprintln!("upstream stalled after writing {stalled_at} bytes; the session held {held}");
+    eprintln!(
+        "upstream stalled after writing {stalled_at} bytes; the session held {held}, \
+         {refilled} after one poll"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 //! Owns the rule that no upstream write can hold a session task: each write
 //! races the session's cancellation (expiry, removal, shutdown), a stall
 //! timer (no progress for [`WRITE_STALL`]) and the body deadline, while the
-//! upstream keeps being read so neither side can stall the other. An
+//! upstream keeps being read so neither side can stall the other. A body
+//! still arriving counts as activity for expiry; one stuck does not. An
 //! upstream that never reads ends the session as `upstream_write_timeout`,
 //! and its socket closes with the task.
 
@@ -23,6 +24,9 @@ use crate::rtmpt::command::Body;
 pub(super) const WRITE_STALL: Duration = Duration::from_secs(10);
 /// Longest the half-close on `/close` may take.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+/// A body still arriving keeps its session alive; marked this often at most
+/// (the table's lock is shared by every session).
+const TOUCH_EVERY: Duration = Duration::from_secs(1);
 
 impl Session {
     /// Why the session's token fired.
@@ -42,6 +46,7 @@ impl Session {
         // The frame being written, and when its write counts as stalled.
         let mut pending = Bytes::new();
         let mut stall_at = Instant::now() + WRITE_STALL;
+        let mut touched = Instant::now();
         loop {
             let can_read = !self.upstream_eof && self.down.has_room();
             tokio::select! {
@@ -52,6 +57,10 @@ impl Session {
                         if let Ok(data) = frame.into_data() {
                             pending = data;
                             stall_at = Instant::now() + WRITE_STALL;
+                        }
+                        if touched.elapsed() >= TOUCH_EVERY {
+                            self.table.touch(&self.id);
+                            touched = Instant::now();
                         }
                     }
                     Some(Err(err)) => {
