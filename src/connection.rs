@@ -3,8 +3,11 @@
 //! Owns the per-connection pipeline: (PROXY header) → per-client cap →
 //! (TLS handshake) → first bytes → sniff →
 //! route (relay to the upstream, or hand to the RTMPT server), each phase
-//! under its own timeout, and the single log line and metrics written when
-//! the connection ends. Accepting is [`crate::listener`]'s job; copying bytes
+//! under its own timeout, and the log lines (opened, once the protocol is
+//! known; closed) and metrics of a connection. RTMPT connections log both at
+//! debug: an RTMPT client (or the proxy in front of it) may use one TCP
+//! connection per request, so RTMPT is logged per session instead
+//! ([`crate::rtmpt::session`]). Accepting is [`crate::listener`]'s job; copying bytes
 //! is [`crate::relay`]'s; how a connection ended is [`crate::outcome`]'s.
 //! Nothing imports this room back.
 
@@ -34,6 +37,36 @@ use crate::sniff::{Rewind, Sniffed};
 /// head usually arrives whole in one segment.
 const FIRST_READ: usize = 2048;
 
+/// Logs at debug for an RTMPT connection (`protocol` rtmpt/rtmpts), at
+/// info otherwise.
+macro_rules! info_unless_rtmpt {
+    ($protocol:expr, $($arg:tt)+) => {
+        if matches!($protocol, "rtmpt" | "rtmpts") {
+            tracing::debug!($($arg)+)
+        } else {
+            tracing::info!($($arg)+)
+        }
+    };
+}
+
+/// How a connection was admitted, and whether its "connection opened" line
+/// is written.
+struct Admission {
+    /// Accepted while [`crate::overload`] sheds new work.
+    overloaded: bool,
+    opened_logged: AtomicBool,
+}
+
+impl Admission {
+    /// Writes the "connection opened" line, once: when the protocol is
+    /// known, or at the close of a connection that ended before.
+    fn log_opened(&self, protocol: &'static str) {
+        if !self.opened_logged.swap(true, Relaxed) {
+            info_unless_rtmpt!(protocol, protocol, "connection opened");
+        }
+    }
+}
+
 /// Serves one accepted client connection to its end. `overloaded`: it was
 /// accepted while [`crate::overload`] sheds new work (the listeners stay
 /// open for live RTMPT sessions), so a new RTMP stream on it is refused.
@@ -51,9 +84,13 @@ pub(crate) async fn serve(
     };
     ctx.metrics.accepted.get_or_create(&labels).inc();
     ctx.metrics.active.get_or_create(&labels).inc();
-    tracing::info!("connection opened");
+    let admission = Admission {
+        overloaded,
+        opened_logged: AtomicBool::new(false),
+    };
     let local = stream.local_addr().unwrap_or(url.addr);
-    let outcome = serve_socket(&ctx, &rtmpt, stream, peer, local, url, overloaded).await;
+    let outcome = serve_socket(&ctx, &rtmpt, stream, peer, local, url, &admission).await;
+    admission.log_opened(outcome.protocol);
 
     ctx.metrics.active.get_or_create(&labels).dec();
     ctx.metrics
@@ -65,7 +102,8 @@ pub(crate) async fn serve(
         .inc();
     ctx.metrics.add_bytes(outcome.up, outcome.down);
     let names = outcome.stream.unwrap_or_default();
-    tracing::info!(
+    info_unless_rtmpt!(
+        outcome.protocol,
         protocol = outcome.protocol,
         reason = outcome.reason.as_str(),
         app = names.app.as_deref(),
@@ -87,7 +125,7 @@ async fn serve_socket(
     peer: SocketAddr,
     local: SocketAddr,
     url: ListenUrl,
-    overloaded: bool,
+    admission: &Admission,
 ) -> Outcome {
     let scheme = url.scheme;
     let (mut socket, quickack) = ClientSocket::new(stream);
@@ -128,7 +166,7 @@ async fn serve_socket(
     let stream = Rewind::new(rest, socket);
     let Some(acceptor) = ctx.tls.as_ref().filter(|_| scheme.is_tls()) else {
         let who = Who { addrs, sni: None };
-        return serve_stream(ctx, rt, stream, who, scheme, &quickack, overloaded).await;
+        return serve_stream(ctx, rt, stream, who, scheme, &quickack, admission).await;
     };
     // The handshake's state is boxed (and freed when it ends) so it does not
     // size the task that then lives as long as the stream.
@@ -140,7 +178,7 @@ async fn serve_socket(
         Ok(Ok(tls)) => {
             let sni = tls.get_ref().1.server_name().map(str::to_owned);
             let who = Who { addrs, sni };
-            serve_stream(ctx, rt, Box::new(tls), who, scheme, &quickack, overloaded).await
+            serve_stream(ctx, rt, Box::new(tls), who, scheme, &quickack, admission).await
         }
         Ok(Err(err)) => {
             let reason = tls_failure_reason(&err);
@@ -200,7 +238,7 @@ async fn serve_stream<S>(
     who: Who,
     scheme: ListenScheme,
     quickack: &AtomicBool,
-    overloaded: bool,
+    admission: &Admission,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -225,6 +263,8 @@ where
         (Sniffed::Http, false) => "rtmpt",
         _ => base,
     };
+    admission.log_opened(protocol);
+    let overloaded = admission.overloaded;
     let draining = ctx.draining.load(Relaxed);
     let rejected = match sniffed {
         // Listeners stay open while a drain waits for RTMPT sessions; new

@@ -34,6 +34,7 @@ const MIB: usize = 1024 * 1024;
 const SESSIONS_CLOSED: &str = "rtmpgate_rtmpt_sessions_closed_total";
 const SESSIONS_ACTIVE: &str = "rtmpgate_rtmpt_sessions_active";
 const REQUESTS: &str = "rtmpgate_rtmpt_requests_total";
+const BUFFERED: &str = "rtmpgate_buffered_bytes";
 
 /// Most server bytes one reply may carry (the default `max_reply`).
 fn max_reply() -> usize {
@@ -790,9 +791,10 @@ async fn silent_session_expires_while_polling_session_survives() {
 #[tokio::test]
 async fn buffer_cap_pushes_back_on_upstream_until_client_polls() {
     const TOTAL: usize = 20 * MIB;
-    // buffer_cap (256 KiB) + the upstream's send buffer (tcp_wmem max,
-    // 4 MiB by default) + the gateway's receive buffer: ~4.5 MiB measured.
-    const LIMIT: usize = 12 * MIB;
+    // What the session may hold beyond its cap: nothing (its buffer never
+    // allocates past the cap) but slack for rounding.
+    const MARGIN: f64 = 1024.0;
+    let cap = RtmptSettings::default().session.buffer_cap as f64;
     let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
     let gw = start_gateway(&[RTMP], upstream.addr, |_| {}).await;
     let mut t = Tunnel::open_tcp(gw.rtmp()).await;
@@ -825,19 +827,56 @@ async fn buffer_cap_pushes_back_on_upstream_until_client_polls() {
         );
     }
     let stalled_at = pusher.written();
+    // The bytes the session holds, as /metrics reports them: the full cap,
+    // and not a byte of allocation more (socket buffers hold the rest of
+    // what the upstream wrote).
+    let held = gw.metric(BUFFERED, &[]);
     assert!(
-        stalled_at < LIMIT,
-        "the upstream wrote {stalled_at} bytes with no client polling; the buffer cap \
-         ({} bytes) plus socket buffers should stop it well before {LIMIT}",
-        RtmptSettings::default().session.buffer_cap
+        held <= cap + MARGIN && held >= cap * 0.9,
+        "the stalled session holds {held} bytes; its cap is {cap}"
+    );
+
+    // One poll takes a reply (kept for a duplicate) and the buffer refills
+    // from the blocked upstream: still the cap plus that one reply, not the
+    // buffer's old allocation pinned by the reply beside a new one.
+    let mut got = Vec::with_capacity(TOTAL);
+    got.extend(t.idle().await);
+    assert_eq!(got.len(), max_reply(), "a full reply from the full buffer");
+    let mut refilled = gw.metric(BUFFERED, &[]);
+    let mut steady_since = Instant::now();
+    within(STEP, "the buffer to refill", async {
+        while steady_since.elapsed() < Duration::from_millis(300) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = gw.metric(BUFFERED, &[]);
+            if now != refilled {
+                refilled = now;
+                steady_since = Instant::now();
+            }
+        }
+    })
+    .await;
+    let bound = cap + max_reply() as f64 + MARGIN;
+    assert!(
+        refilled <= bound && refilled >= cap * 0.9,
+        "after one poll the session holds {refilled} bytes; want the cap {cap} plus at most \
+         one cached reply ({} bytes)",
+        max_reply()
     );
 
     // Now the client polls: everything arrives byte-exact.
-    let mut got = Vec::with_capacity(TOTAL);
     t.idle_until(&mut got, TOTAL, Duration::from_secs(25)).await;
     pusher.finish().await;
     assert_bytes_eq("20 MiB through the capped buffer", &got, &data);
-    eprintln!("upstream stalled after writing {stalled_at} bytes");
+    // Drained: at most the reply cached for a duplicate is left.
+    let left = gw.metric(BUFFERED, &[]);
+    assert!(
+        left <= max_reply() as f64,
+        "{left} bytes still held after the session drained"
+    );
+    eprintln!(
+        "upstream stalled after writing {stalled_at} bytes; the session held {held}, \
+         {refilled} after one poll"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -42,6 +42,9 @@ pub struct Request {
     /// The client already sent its next request on the same connection:
     /// an `/idle` must not long-poll.
     pub pipelined: bool,
+    /// The TCP connection that carried it ([`super::conn::ConnState::id`]),
+    /// for the session's count of connections.
+    pub conn: u64,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Reply>,
 }

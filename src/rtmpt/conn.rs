@@ -24,9 +24,15 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Header lines parsed per request head; RTMPT clients send about six.
 const MAX_HEADERS: usize = 32;
 
+/// Numbers client connections for sessions' connection counts.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
 /// Shared between the stream wrapper and the request handlers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnState {
+    /// This connection's number in the process (from 1), so a session can
+    /// count the TCP connections that carried it.
+    pub id: u64,
     /// Woken by every read that brings bytes.
     pub activity: Notify,
     /// Complete request heads read from the socket so far.
@@ -38,6 +44,19 @@ pub struct ConnState {
     /// The connection task, parked on a client EOF until in-flight
     /// requests are done.
     eof_waiter: Mutex<Option<Waker>>,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        Self {
+            id: NEXT_CONN.fetch_add(1, Relaxed),
+            activity: Notify::new(),
+            heads_seen: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            eof_waiter: Mutex::new(None),
+        }
+    }
 }
 
 impl ConnState {

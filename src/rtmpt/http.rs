@@ -202,7 +202,7 @@ async fn route(
     }
     let res = match route {
         Route::Ident => unreachable!("answered above"),
-        Route::Open => open(ctx, rt, addrs, req.into_body()).await,
+        Route::Open => open(ctx, rt, addrs, conn.id, req.into_body()).await,
         Route::Session { verb, id, seq } => {
             let id = id.to_owned();
             let at = Position {
@@ -238,6 +238,7 @@ async fn open(
     ctx: &ServeContext,
     rt: &Rtmpt,
     addrs: ClientAddrs,
+    conn: u64,
     body: Incoming,
 ) -> Response<ReplyBody> {
     let peer = addrs.peer;
@@ -262,7 +263,8 @@ async fn open(
         );
     }
     let (tx, rx) = mpsc::channel(COMMAND_CHANNEL);
-    let id = match rt.table.insert(peer.ip(), tx) {
+    let cancel = ctx.abort.child_token();
+    let id = match rt.table.insert(peer.ip(), tx, cancel.clone()) {
         Ok(id) => id,
         Err(refused) => {
             ctx.metrics.limit_hit(match refused {
@@ -282,16 +284,17 @@ async fn open(
         }
     };
     ctx.metrics.rtmpt_sessions_active.inc();
-    tracing::info!(session = %session::short(&id), "rtmpt session opened");
     let start = SessionStart {
         id: id.clone(),
         client: peer.ip(),
+        open_conn: conn,
         upstream,
         commands: rx,
         settings: rt.settings.session,
         table: Arc::clone(&rt.table),
         metrics: Arc::clone(&ctx.metrics),
         abort: ctx.abort.clone(),
+        cancel,
         overload: Arc::clone(&ctx.overload),
     };
     ctx.tasks.spawn(session::run(start));
@@ -343,6 +346,7 @@ async fn session_request(
         // Already read the next request on this connection: an idle must
         // answer now, or that request would wait behind the long-poll.
         pipelined: at.conn.next_request_read(at.index),
+        conn: at.conn.id,
         reply: reply_tx,
     };
     let exchange = async {

@@ -3,7 +3,10 @@
 //! Owns which sessions exist. A session's state lives in its own task
 //! ([`super::session`]); the table only keeps the handle to reach it. The
 //! lock is a std `Mutex` held for map operations only, never across an
-//! `.await`. Dropping an entry drops the handle, which ends the session task.
+//! `.await`. Dropping an entry (expiry, or the session ending) cancels the
+//! session's token, which ends its task even while it waits on the upstream.
+//! Only the session marks itself seen ([`SessionTable::touch`]), for requests
+//! it takes: a refused or replayed request does not keep a session alive.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::command::Command;
 use crate::config::TableLimits;
@@ -34,6 +38,8 @@ pub enum OpenRefused {
 
 struct Entry {
     tx: mpsc::Sender<Command>,
+    /// Cancelled when the entry goes: the session task stops at once.
+    cancel: CancellationToken,
     client: IpAddr,
     last_seen: Instant,
 }
@@ -82,7 +88,13 @@ impl SessionTable {
     }
 
     /// Registers a new session under a fresh id, enforcing the caps.
-    pub fn insert(&self, client: IpAddr, tx: mpsc::Sender<Command>) -> Result<String, OpenRefused> {
+    /// `cancel` is cancelled when the session leaves the table.
+    pub fn insert(
+        &self,
+        client: IpAddr,
+        tx: mpsc::Sender<Command>,
+        cancel: CancellationToken,
+    ) -> Result<String, OpenRefused> {
         let mut inner = self.lock();
         if inner.sessions.len() >= self.limits.max_sessions {
             return Err(OpenRefused::Full);
@@ -97,6 +109,7 @@ impl SessionTable {
             if let MapEntry::Vacant(slot) = inner.sessions.entry(id.clone()) {
                 slot.insert(Entry {
                     tx,
+                    cancel,
                     client,
                     last_seen: Instant::now(),
                 });
@@ -106,15 +119,21 @@ impl SessionTable {
     }
 
     /// The handle of session `id`, if it exists and `client` may use it.
-    /// Marks the session as seen.
+    /// Does not mark it seen: the session does that for requests it takes.
     pub fn lookup(&self, id: &str, client: IpAddr) -> Option<mpsc::Sender<Command>> {
-        let mut inner = self.lock();
-        let entry = inner.sessions.get_mut(id)?;
+        let inner = self.lock();
+        let entry = inner.sessions.get(id)?;
         if self.limits.bind_client && entry.client != client {
             return None;
         }
-        entry.last_seen = Instant::now();
         Some(entry.tx.clone())
+    }
+
+    /// Marks session `id` as seen now (it took a request).
+    pub fn touch(&self, id: &str) {
+        if let Some(entry) = self.lock().sessions.get_mut(id) {
+            entry.last_seen = Instant::now();
+        }
     }
 
     /// Forgets session `id` (its task ends once all handles are gone).
@@ -122,6 +141,7 @@ impl SessionTable {
         let mut inner = self.lock();
         match inner.sessions.remove(id) {
             Some(entry) => {
+                entry.cancel.cancel();
                 release(&mut inner.per_client, entry.client);
                 true
             }
@@ -141,6 +161,7 @@ impl SessionTable {
         sessions.retain(|_, e| {
             let keep = now.saturating_duration_since(e.last_seen) < expiry;
             if !keep {
+                e.cancel.cancel();
                 release(per_client, e.client);
             }
             keep
@@ -178,6 +199,10 @@ fn release(per_client: &mut HashMap<IpAddr, usize>, client: IpAddr) {
 mod tests {
     use super::*;
     use crate::config::validate::{MAX_TAG_LEN, valid_tag};
+
+    fn tok() -> CancellationToken {
+        CancellationToken::new()
+    }
 
     fn table(max_sessions: usize, max_per_client: usize) -> SessionTable {
         SessionTable::new(
@@ -217,21 +242,24 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let ip1: IpAddr = "127.0.0.1".parse().unwrap();
         let ip2: IpAddr = "127.0.0.2".parse().unwrap();
-        let a = t.insert(ip1, tx.clone()).unwrap();
-        t.insert(ip1, tx.clone()).unwrap();
-        assert_eq!(t.insert(ip1, tx.clone()), Err(OpenRefused::ClientFull));
-        t.insert(ip2, tx.clone()).unwrap();
-        assert_eq!(t.insert(ip2, tx.clone()), Err(OpenRefused::Full));
+        let a = t.insert(ip1, tx.clone(), tok()).unwrap();
+        t.insert(ip1, tx.clone(), tok()).unwrap();
+        assert_eq!(
+            t.insert(ip1, tx.clone(), tok()),
+            Err(OpenRefused::ClientFull)
+        );
+        t.insert(ip2, tx.clone(), tok()).unwrap();
+        assert_eq!(t.insert(ip2, tx.clone(), tok()), Err(OpenRefused::Full));
         assert!(t.remove(&a));
         assert!(!t.remove(&a));
-        t.insert(ip1, tx).unwrap();
+        t.insert(ip1, tx, tok()).unwrap();
     }
 
     #[test]
     fn lookup_is_bound_to_the_opening_address() {
         let t = table(10, 10);
         let (tx, _rx) = mpsc::channel(1);
-        let id = t.insert("127.0.0.1".parse().unwrap(), tx).unwrap();
+        let id = t.insert("127.0.0.1".parse().unwrap(), tx, tok()).unwrap();
         assert!(t.lookup(&id, "127.0.0.1".parse().unwrap()).is_some());
         assert!(t.lookup(&id, "127.0.0.9".parse().unwrap()).is_none());
         assert!(t.lookup("0000", "127.0.0.1".parse().unwrap()).is_none());
@@ -242,13 +270,22 @@ mod tests {
         let t = table(10, 10);
         let (tx, _rx) = mpsc::channel(1);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let quiet = t.insert(ip, tx.clone()).unwrap();
-        let busy = t.insert(ip, tx).unwrap();
+        let quiet_cancel = tok();
+        let quiet = t.insert(ip, tx.clone(), quiet_cancel.clone()).unwrap();
+        let busy_cancel = tok();
+        let busy = t.insert(ip, tx, busy_cancel.clone()).unwrap();
         tokio::time::advance(Duration::from_secs(20)).await;
-        t.lookup(&busy, ip).unwrap();
+        // Looking a session up (a request the session may refuse) does not
+        // keep it alive; only the session's touch does.
+        t.lookup(&quiet, ip).unwrap();
+        t.touch(&busy);
         tokio::time::advance(Duration::from_secs(15)).await;
         assert_eq!(t.expire(Instant::now()), 1);
         assert!(t.lookup(&quiet, ip).is_none());
+        assert!(quiet_cancel.is_cancelled(), "expiry stops the session task");
         assert!(t.lookup(&busy, ip).is_some());
+        assert!(!busy_cancel.is_cancelled());
+        assert!(t.remove(&busy));
+        assert!(busy_cancel.is_cancelled(), "removal stops the session task");
     }
 }

@@ -1,27 +1,26 @@
 //! One RTMPT session: the task that owns its upstream socket.
 //!
 //! Owns everything that happens inside a session: applying requests in
-//! sequence order (with a small reorder window), replaying the cached reply
-//! to a duplicate, streaming `/send` bodies into the upstream, buffering
-//! server bytes up to a cap (then not reading the upstream, so TCP
-//! backpressure reaches the server; the buffered bytes are charged to
-//! [`crate::overload`]), the `/idle` long-poll, the delay byte, and the log
-//! line when the session ends. HTTP parsing is in [`super`];
-//! which sessions exist is in [`super::table`].
+//! sequence order (with a small reorder window, `ordering`), replaying the
+//! cached reply to a duplicate, streaming `/send` bodies into the upstream
+//! (`body`, every write bounded), buffering server bytes up to a cap
+//! (`buffer`; then not reading the upstream, so TCP backpressure reaches
+//! the server; the bytes held, cached reply included, are charged to
+//! [`crate::overload`]), the `/idle` long-poll, the delay byte, and the two
+//! log lines of a session (opened, closed with its `stats`). HTTP parsing
+//! is in [`super`]; which sessions exist is in [`super::table`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::command::{Body, Command, Reply, Request};
+use super::command::{Command, Reply, Request};
 use super::path::Verb;
 use super::table::SessionTable;
 use crate::config::SessionSettings;
@@ -30,7 +29,13 @@ use crate::overload::{Charge, Overload};
 use crate::relay::sleep_until_opt;
 use crate::upstream::UpstreamStream;
 
+mod body;
+mod buffer;
 mod ordering;
+mod stats;
+
+use self::buffer::DownBuffer;
+use self::stats::Stats;
 
 /// How long a missing sequence number may hold later requests before the
 /// session is declared broken.
@@ -39,8 +44,6 @@ const GAP_TIMEOUT: Duration = Duration::from_secs(5);
 const START_GRACE: Duration = Duration::from_millis(100);
 /// Longest a client may take to deliver one `/send` body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Upstream read size; also the growth step of the server→client buffer.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Why a session ended, for its log line and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,9 @@ pub enum SessionEnd {
     UpstreamClosed,
     /// Writing to or reading from the upstream failed.
     UpstreamError,
+    /// The upstream read nothing of a `/send` body for
+    /// [`body::WRITE_STALL`] (or past the body deadline).
+    UpstreamWriteTimeout,
     /// A `/send` body failed or stalled.
     ClientError,
     /// The reaper dropped it after no request for the expiry time.
@@ -68,6 +74,7 @@ impl SessionEnd {
             Self::ClientClosed => "client_closed",
             Self::UpstreamClosed => "upstream_closed",
             Self::UpstreamError => "upstream_error",
+            Self::UpstreamWriteTimeout => "upstream_write_timeout",
             Self::ClientError => "client_error",
             Self::Expired => "expired",
             Self::SequenceGap => "sequence_gap",
@@ -101,6 +108,8 @@ pub struct SessionStart {
     pub id: String,
     /// Client address that opened it.
     pub client: IpAddr,
+    /// The TCP connection that carried `/open`.
+    pub open_conn: u64,
     /// Connected upstream.
     pub upstream: UpstreamStream,
     /// Commands from the HTTP side.
@@ -113,19 +122,27 @@ pub struct SessionStart {
     pub metrics: Arc<Metrics>,
     /// Fires when rtmpgate's drain period is over.
     pub abort: CancellationToken,
+    /// A child of `abort`, also cancelled when the table drops the session
+    /// (expiry): stops the task even inside an upstream write.
+    pub cancel: CancellationToken,
     /// Where the buffered server bytes are charged.
     pub overload: Arc<Overload>,
 }
 
 /// The session task's state.
 struct Session {
+    id: String,
+    table: Arc<SessionTable>,
     up_read: ReadHalf<UpstreamStream>,
     up_write: WriteHalf<UpstreamStream>,
     settings: SessionSettings,
     metrics: Arc<Metrics>,
+    abort: CancellationToken,
+    cancel: CancellationToken,
     /// Server→client bytes not yet delivered.
-    down: BytesMut,
-    /// `down`'s length, as charged to the overload accounting.
+    down: DownBuffer,
+    /// `down`'s allocation plus the cached reply, as charged to the
+    /// overload accounting.
     charged: Charge,
     upstream_eof: bool,
     /// Next sequence number to apply; `None` before the first request.
@@ -136,8 +153,7 @@ struct Session {
     last: Option<(u64, Reply)>,
     parked: Option<Parked>,
     empty_streak: u32,
-    bytes_up: u64,
-    bytes_down: u64,
+    stats: Stats,
 }
 
 /// Runs a session until it ends; removes it from the table and logs.
@@ -145,22 +161,31 @@ pub async fn run(start: SessionStart) {
     let SessionStart {
         id,
         client,
+        open_conn,
         upstream,
         mut commands,
         settings,
         table,
         metrics,
         abort,
+        cancel,
         overload,
     } = start;
     let started = Instant::now();
+    tracing::info!(session = %short(&id), %client, "rtmpt session opened");
     let (up_read, up_write) = tokio::io::split(upstream);
+    let mut stats = Stats::default();
+    stats.request_on(open_conn);
     let mut s = Session {
+        id,
+        table,
         up_read,
         up_write,
+        down: DownBuffer::new(settings.buffer_cap),
         settings,
         metrics: Arc::clone(&metrics),
-        down: BytesMut::new(),
+        abort,
+        cancel,
         charged: overload.charge(0),
         upstream_eof: false,
         next_seq: None,
@@ -168,11 +193,10 @@ pub async fn run(start: SessionStart) {
         last: None,
         parked: None,
         empty_streak: 0,
-        bytes_up: 0,
-        bytes_down: 0,
+        stats,
     };
-    let end = s.serve(&mut commands, &abort).await;
-    table.remove(&id);
+    let end = s.serve(&mut commands).await;
+    s.table.remove(&s.id);
     // Whatever still waits gets a clear "session over".
     if let Some(p) = s.parked.take() {
         let _ = p.reply.send(Reply::Gone);
@@ -186,14 +210,17 @@ pub async fn run(start: SessionStart) {
             let _ = req.reply.send(Reply::Gone);
         }
     }
-    metrics.add_bytes(s.bytes_up, s.bytes_down);
+    let st = &s.stats;
+    metrics.add_bytes(st.bytes_up, st.bytes_down);
     metrics.rtmpt_session_closed(end.as_str());
     tracing::info!(
-        session = %short(&id),
+        session = %short(&s.id),
         %client,
         reason = end.as_str(),
-        bytes_in = s.bytes_up,
-        bytes_out = s.bytes_down,
+        bytes_in = st.bytes_up,
+        bytes_out = st.bytes_down,
+        requests = st.requests,
+        connections = st.connections,
         duration_ms = started.elapsed().as_millis() as u64,
         "rtmpt session closed"
     );
@@ -205,11 +232,8 @@ pub fn short(id: &str) -> &str {
 }
 
 impl Session {
-    async fn serve(
-        &mut self,
-        commands: &mut mpsc::Receiver<Command>,
-        abort: &CancellationToken,
-    ) -> SessionEnd {
+    async fn serve(&mut self, commands: &mut mpsc::Receiver<Command>) -> SessionEnd {
+        let cancel = self.cancel.clone();
         loop {
             if let Err(end) = self.apply_ready().await {
                 return end;
@@ -217,21 +241,24 @@ impl Session {
             if self.finished() {
                 return SessionEnd::UpstreamClosed;
             }
-            let can_read = !self.upstream_eof && self.down.len() < self.settings.buffer_cap;
+            let can_read = !self.upstream_eof && self.down.has_room();
             let park_deadline = self.parked.as_ref().map(|p| p.deadline);
             let gap_deadline = self.gap_deadline();
             tokio::select! {
-                () = abort.cancelled() => return SessionEnd::Shutdown,
+                () = cancel.cancelled() => return self.cancel_reason(),
                 cmd = commands.recv() => match cmd {
                     None => return SessionEnd::Expired,
-                    Some(Command::Request(req)) => self.accept(req),
+                    Some(Command::Request(req)) => {
+                        self.stats.request_on(req.conn);
+                        self.accept(req);
+                    }
                     Some(Command::Release { seq }) => {
                         if self.parked.as_ref().is_some_and(|p| p.seq == seq) {
                             self.answer_parked();
                         }
                     }
                 },
-                res = read_upstream(&mut self.up_read, &mut self.down), if can_read => {
+                res = self.down.read_from(&mut self.up_read), if can_read => {
                     if let Err(end) = self.note_upstream_read(res) {
                         return end;
                     }
@@ -261,8 +288,8 @@ impl Session {
                 Ok(())
             }
             Ok(n) => {
-                self.bytes_down += n as u64;
-                self.charged.set(self.down.len());
+                self.stats.bytes_down += n as u64;
+                self.recharge();
                 Ok(())
             }
             Err(err) => {
@@ -293,6 +320,7 @@ impl Session {
             seq,
             body,
             pipelined,
+            conn: _,
             reply,
         } = req;
         match verb {
@@ -326,7 +354,7 @@ impl Session {
                 }
             }
             Verb::Close => {
-                let _ = self.up_write.shutdown().await;
+                self.shutdown_upstream().await;
                 self.finish(seq, reply, Reply::Closed);
                 return Err(SessionEnd::ClientClosed);
             }
@@ -344,14 +372,23 @@ impl Session {
     /// Remembers the reply for duplicates and sends it.
     fn finish(&mut self, seq: u64, to: oneshot::Sender<Reply>, reply: Reply) {
         self.last = Some((seq, reply.clone()));
+        self.recharge();
         let _ = to.send(reply);
+    }
+
+    /// Charges what the session holds: the buffer's allocation and the
+    /// cached reply (shared with the one being sent).
+    fn recharge(&mut self) {
+        let cached = match &self.last {
+            Some((_, Reply::Data { data, .. })) => data.len(),
+            _ => 0,
+        };
+        self.charged.set(self.down.allocated() + cached);
     }
 
     /// Drains up to one reply's worth of server bytes.
     fn take_reply(&mut self) -> Reply {
-        let n = self.down.len().min(self.settings.max_reply);
-        let data = self.down.split_to(n).freeze();
-        self.charged.set(self.down.len());
+        let data = self.down.take(self.settings.max_reply);
         if data.is_empty() {
             self.empty_streak = self.empty_streak.saturating_add(1);
         } else {
@@ -362,48 +399,6 @@ impl Session {
             data,
         }
     }
-
-    /// Streams a `/send` body into the upstream as its frames arrive, while
-    /// still reading the upstream so neither side can stall the other.
-    async fn forward_body(&mut self, mut body: Body) -> Result<(), SessionEnd> {
-        let deadline = Instant::now() + BODY_TIMEOUT;
-        loop {
-            let can_read = !self.upstream_eof && self.down.len() < self.settings.buffer_cap;
-            tokio::select! {
-                frame = body.frame() => match frame {
-                    None => return Ok(()),
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            self.up_write.write_all(&data).await.map_err(|err| {
-                                tracing::debug!(%err, "upstream write failed");
-                                SessionEnd::UpstreamError
-                            })?;
-                            self.bytes_up += data.len() as u64;
-                        }
-                    }
-                    Some(Err(err)) => {
-                        tracing::debug!(%err, "client body failed");
-                        return Err(SessionEnd::ClientError);
-                    }
-                },
-                res = read_upstream(&mut self.up_read, &mut self.down), if can_read => {
-                    self.note_upstream_read(res)?;
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(timeout = ?BODY_TIMEOUT, "client stalled sending a body");
-                    return Err(SessionEnd::ClientError);
-                }
-            }
-        }
-    }
-}
-
-async fn read_upstream(
-    up: &mut ReadHalf<UpstreamStream>,
-    down: &mut BytesMut,
-) -> std::io::Result<usize> {
-    down.reserve(READ_CHUNK);
-    up.read_buf(down).await
 }
 
 #[cfg(test)]

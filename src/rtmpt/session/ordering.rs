@@ -50,6 +50,9 @@ impl Session {
         if req.seq != next {
             self.metrics.rtmpt_reordered.inc();
         }
+        // Only a request the session takes keeps it alive: a stale or
+        // replayed one must not hold a session (and its caps) for ever.
+        self.table.touch(&self.id);
         self.window.insert(req.seq, (req, Instant::now()));
     }
 
