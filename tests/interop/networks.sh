@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Real networks and real clients: RTMPT through corporate HTTP proxies
+# (squid, tinyproxy, a strict squid), RTMPS and RTMPTS through a CONNECT
+# tunnel, OBS Studio (librtmp + mbedTLS) and GStreamer (rtmp2, GnuTLS), all
+# through rtmpgate on 127.0.0.1 into nginx-rtmp.
+#
+#   tests/interop/networks.sh                     # builds target/release/rtmpgate
+#   RTMPGATE_BIN=/path/rtmpgate tests/interop/networks.sh
+#   NETWORK_CASES="squid_rtmpt obs_rtmps" tests/interop/networks.sh
+#   KEEP_WORK=1 tests/interop/networks.sh         # keep the temp dir
+#
+# Peers (squid, tinyproxy, obs-studio, xvfb, GStreamer) are installed with
+# apt-get when missing; one still missing is a failure, never a skip. The
+# last line is `networks: N passed, N failed`; exit status 1 if any failed.
+#
+# Private trust: OBS (mbedTLS: every file in /etc/ssl/certs/) and GStreamer
+# (GnuTLS: /etc/ssl/certs/ca-certificates.crt) only trust the system store.
+# They run in a private mount namespace (`unshare -m`) where a scratch
+# directory holding the system bundle plus the suite's private CA is
+# mounted over /etc/ssl/certs: the host's store is never changed.
+set -euo pipefail
+
+# shellcheck source=tests/interop/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+ALL_CASES=(squid_rtmpt squid_rtmpt_pconn tinyproxy_rtmpt squid_strict
+    connect_tunnel gstreamer_rtmps obs_rtmps obs_rtmp)
+
+FPS=25
+PUBLISH_SECS=6
+SENT_FRAMES=$((FPS * PUBLISH_SECS))
+MIN_PLAYER_FRAMES=$((SENT_FRAMES * 90 / 100))
+
+PASSED=0
+FAILED=0
+CASE_LOGS=()
+CASE_PIDS=()
+
+# The address squid connects to rtmpgate from (tcp_outgoing_address): not
+# the clients' 127.0.0.1, so rtmpgate's log tells the proxy from the client.
+SQUID_OUT_ADDR=127.0.0.2
+
+fail() {
+    local name="$1" why="$2"
+    shift 2
+    FAILED=$((FAILED + 1))
+    printf 'FAIL %s: %s\n' "$name" "$why"
+    show_logs "$@" ${CASE_LOGS[@]+"${CASE_LOGS[@]}"} "$RTMPGATE_LOG" "$NGINX_ERROR_LOG"
+}
+
+# ensure_network_peers: ensure_peers, then this suite's own peers.
+NET_CMDS=(squid tinyproxy obs xvfb-run gst-launch-1.0 gst-inspect-1.0 unshare)
+NET_PKGS=(squid tinyproxy obs-studio xvfb xauth gstreamer1.0-tools gstreamer1.0-plugins-base
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+    gstreamer1.0-libav glib-networking util-linux)
+NET_GST_ELEMENTS=(rtmp2sink rtmp2src x264enc flvmux videotestsrc)
+net_missing() {
+    local c
+    for c in "${NET_CMDS[@]}"; do command -v "$c" >/dev/null 2>&1 || printf '%s\n' "$c"; done
+    if command -v gst-inspect-1.0 >/dev/null 2>&1; then
+        for c in "${NET_GST_ELEMENTS[@]}"; do
+            gst-inspect-1.0 "$c" >/dev/null 2>&1 || printf 'gstreamer element %s\n' "$c"
+        done
+    fi
+    [[ -f /usr/lib/x86_64-linux-gnu/gio/modules/libgiognutls.so ]] ||
+        ls /usr/lib/*/gio/modules/libgiognutls.so >/dev/null 2>&1 || printf 'glib-networking\n'
+}
+ensure_network_peers() {
+    ensure_peers
+    local missing
+    missing=$(net_missing)
+    [[ -z "$missing" ]] && return 0
+    log "missing peers: $(tr '\n' ' ' <<<"$missing"); installing with apt-get"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo -n); fi
+    "${sudo[@]}" apt-get update || log "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
+        "${NET_PKGS[@]}" || log "apt-get install failed"
+    missing=$(net_missing)
+    if [[ -n "$missing" ]]; then
+        printf 'FAIL peers: still missing after install: %s (CI=%s)\n' \
+            "$(tr '\n' ' ' <<<"$missing")" "${CI:-}" >&2
+        exit 1
+    fi
+}
+
+# ------------------------------------------------------------- proxies ----
+
+# start_squid VAR NAME PORT [EXTRA_CONF]: a squid 5 on 127.0.0.1:PORT in
+# $WORK/NAME/ (squid.conf, access.log, cache.log), standing in for a
+# corporate proxy: no cache, clients from 127.0.0.0/8, CONNECT to 443 and
+# to the gate's TLS port, connections to servers from SQUID_OUT_ADDR.
+# EXTRA_CONF lines go at the end (later directives win). The access log
+# has one line per request: time, client, result/status, bytes sent,
+# method, URL, server address.
+start_squid() {
+    local __qvar="$1" __name="$2" __port="$3" __extra="${4:-}" __qpid
+    local dir="$WORK/$__name"
+    printf -v "$__qvar" '%s' ""
+    mkdir -p "$dir"
+    cat >"$dir/squid.conf" <<EOF
+http_port 127.0.0.1:$__port
+pid_filename $dir/squid.pid
+logformat rtmpt %ts.%03tu %>a %Ss/%03>Hs %<st %rm %ru %<a:%<p
+access_log stdio:$dir/access.log rtmpt
+cache_log $dir/cache.log
+cache_store_log none
+cache deny all
+coredump_dir $dir
+netdb_filename none
+pinger_enable off
+shutdown_lifetime 1 seconds
+dns_nameservers 127.0.0.1
+acl localclients src 127.0.0.0/8
+acl SSL_ports port 443 $GATE_TLS_PORT
+acl CONNECT method CONNECT
+http_access deny CONNECT !SSL_ports
+http_access allow localclients
+http_access deny all
+tcp_outgoing_address $SQUID_OUT_ADDR
+$__extra
+EOF
+    # squid drops to the user `proxy`; it must write its logs.
+    chown -R proxy:proxy "$dir" 2>/dev/null || chmod -R a+rwX "$dir"
+    chmod o+x "$WORK"
+    if ! squid -k parse -f "$dir/squid.conf" >"$dir/parse.log" 2>&1; then
+        tail -n 20 "$dir/parse.log" >&2
+        return 1
+    fi
+    spawn __qpid 300 "$dir/stderr.log" squid -N -f "$dir/squid.conf"
+    printf -v "$__qvar" '%s' "$__qpid"
+    if ! wait_port "$__port" "$__qpid" 15; then
+        tail -n 20 "$dir/stderr.log" "$dir/cache.log" >&2 2>/dev/null || true
+        return 1
+    fi
+    log "squid $__name listening on 127.0.0.1:$__port (pid $__qpid)"
+}
+
+# start_tinyproxy VAR NAME PORT: tinyproxy 1.11 on 127.0.0.1:PORT, logs in
+# $WORK/NAME/.
+start_tinyproxy() {
+    local __tvar="$1" __name="$2" __port="$3" __tpid
+    local dir="$WORK/$__name"
+    printf -v "$__tvar" '%s' ""
+    mkdir -p "$dir"
+    cat >"$dir/tinyproxy.conf" <<EOF
+User nobody
+Group nogroup
+Port $__port
+Listen 127.0.0.1
+Timeout 60
+LogFile "$dir/tinyproxy.log"
+LogLevel Connect
+MaxClients 50
+Allow 127.0.0.1
+ViaProxyName "tinyproxy"
+EOF
+    chmod a+rwx "$dir"
+    chmod o+x "$WORK"
+    spawn __tpid 300 "$dir/stderr.log" tinyproxy -d -c "$dir/tinyproxy.conf"
+    printf -v "$__tvar" '%s' "$__tpid"
+    if ! wait_port "$__port" "$__tpid" 15; then
+        tail -n 20 "$dir/stderr.log" "$dir/tinyproxy.log" >&2 2>/dev/null || true
+        return 1
+    fi
+    log "tinyproxy $__name listening on 127.0.0.1:$__port (pid $__tpid)"
+}
+
+# Through an HTTP proxy: ffmpeg's rtmpt:// (rtmphttp) honours http_proxy;
+# no_proxy is cleared so a CI runner's setting cannot bypass the proxy.
+# rtmp:// and rtmps:// players (direct ones) never use it.
+#   via_proxy PORT FUNCTION ARGS...
+via_proxy() {
+    local port="$1"
+    shift
+    http_proxy="http://127.0.0.1:$port" no_proxy="" NO_PROXY="" "$@"
+}
+
+# gate_metric PORT NAME: the value of an unlabelled metric on rtmpgate's
+# admin port (empty if not found).
+gate_metric() {
+    curl -s -m 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
+        awk -v n="$2" '$1 == n { print $2; exit }' || true
+}
+
+# --------------------------------------------------------------- cases ----
+
+# squid_counts NAME GATE_LOG SQUID_DIR: prints what the RTMPT sessions
+# through squid cost, and sets SQ_REQS (requests squid forwarded to
+# rtmpgate), SQ_CONNS (TCP connections rtmpgate accepted from squid),
+# SQ_SESSIONS (RTMPT sessions opened) and SQ_LINES (rtmpgate log lines
+# after start-up).
+squid_counts() {
+    local name="$1" glog="$2" sdir="$3"
+    SQ_REQS=$(grep -a -c -E ' POST http://127\.0\.0\.1:[0-9]+/(open|send|idle|close|fcs)' "$sdir/access.log") || true
+    SQ_CONNS=$(grep -a 'connection opened' "$glog" | grep -a -c -F "$SQUID_OUT_ADDR") || true
+    SQ_SESSIONS=$(grep -a -c 'rtmpt session opened' "$glog") || true
+    SQ_LINES=$(awk '/connection opened|rtmpt session/ { go = 1 } go' "$glog" | wc -l)
+    local per="n/a"
+    ((SQ_SESSIONS > 0)) && per=$((SQ_LINES / SQ_SESSIONS))
+    log "$name: squid forwarded $SQ_REQS RTMPT requests over $SQ_CONNS TCP connections to rtmpgate; $SQ_SESSIONS RTMPT sessions; rtmpgate wrote $SQ_LINES log lines ($per per RTMPT session)"
+}
+
+# squid_gate NAME VAR: an rtmpgate for a proxy case, taking the RTMPT
+# client from X-Forwarded-For of squid (SQUID_OUT_ADDR trusted), on a free
+# port stored in GATE_P; its admin port in GATE_A; log $WORK/NAME.gate.log.
+squid_gate() {
+    local name="$1" __v="$2" ports
+    mapfile -t ports < <(free_ports 2)
+    GATE_P=${ports[0]} GATE_A=${ports[1]}
+    CASE_LOGS+=("$WORK/$name.gate.log")
+    start_gate "$__v" "$name.gate" "$GATE_P" --listen "rtmp://127.0.0.1:$GATE_P" \
+        --upstream "rtmp://127.0.0.1:$NGINX_PORT" --drain-timeout 1s \
+        --rtmpt-forwarded-for --proxy-protocol-from "$SQUID_OUT_ADDR/32" \
+        --admin "127.0.0.1:$GATE_A" "${@:3}"
+}
+
+# count_lines FILE ERE: lines of FILE matching ERE (0 if none).
+count_lines() { grep -a -c -E "$2" "$1" 2>/dev/null || true; }
+
+# wait_count FILE ERE N SECS: waits up to SECS for N lines matching ERE.
+wait_count() {
+    local i
+    for ((i = 0; i < $4 * 10; i++)); do
+        (($(count_lines "$1" "$2") >= $3)) && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# squid_publish_play NAME SQUID_EXTRA: a squid with SQUID_EXTRA and its own
+# rtmpgate (squid_gate, session timeout 3 s so the player's session, which
+# ffmpeg ends without /close, is logged in the case); ffmpeg publishes and
+# plays rtmpt:// through squid. Checks the stream, that the requests went
+# through squid, and that rtmpgate named the client from X-Forwarded-For
+# (127.0.0.1) in both sessions, never squid's SQUID_OUT_ADDR. Sets
+# SQ_WHY (empty when all that holds) and the squid_counts figures.
+squid_publish_play() {
+    local name="$1" extra="$2" sq gate why sp
+    SQ_WHY="" SQ_REQS=0 SQ_CONNS=0 SQ_SESSIONS=0 SQ_LINES=0
+    sp=$(free_ports 1)
+    start_squid sq "$name.squid" "$sp" "$extra" || true
+    CASE_PIDS+=("$sq")
+    alive "$sq" || { SQ_WHY="squid did not start"; return 0; }
+    CASE_LOGS+=("$WORK/$name.squid/access.log" "$WORK/$name.squid/cache.log")
+    squid_gate "$name" gate --rtmpt-session-timeout 3s || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { SQ_WHY="rtmpgate did not start"; return 0; }
+    via_proxy "$sp" stream_check why "$name" \
+        "rtmpt://127.0.0.1:$GATE_P/live/$name" \
+        "rtmpt://127.0.0.1:$GATE_P/live/$name" \
+        "rtmp://127.0.0.1:$NGINX_PORT/live/$name"
+    local glog="$WORK/$name.gate.log" n_xff n_proxy
+    wait_count "$glog" 'rtmpt session closed' 2 8 || true
+    squid_counts "$name" "$glog" "$WORK/$name.squid"
+    n_xff=$(grep -a 'rtmpt session closed' "$glog" | grep -a -c 'client=127\.0\.0\.1 ') || true
+    n_proxy=$(grep -a 'rtmpt session closed' "$glog" | grep -a -c -F "client=$SQUID_OUT_ADDR") || true
+    if [[ -n "$why" ]]; then
+        SQ_WHY="$why"
+    elif ((SQ_REQS < 20)); then
+        SQ_WHY="squid's access log shows $SQ_REQS RTMPT requests to rtmpgate, want >= 20: the clients did not go through squid"
+    elif ((SQ_CONNS < 1)); then
+        SQ_WHY="rtmpgate accepted no connection from squid's address $SQUID_OUT_ADDR"
+    elif ((n_xff < 2 || n_proxy > 0)); then
+        SQ_WHY="rtmpgate's closed RTMPT sessions name client 127.0.0.1 $n_xff times (want 2, from X-Forwarded-For) and squid's $SQUID_OUT_ADDR $n_proxy times (want 0)"
+    elif ! alive "$gate"; then
+        SQ_WHY="rtmpgate exited during the case"
+    fi
+}
+
+# 1. squid 5 as shipped (persistent server connections on): ffmpeg
+# publishes and plays rtmpt:// through it; rtmpgate sees the client
+# (127.0.0.1) from X-Forwarded-For, not squid's address. Squid opens a new
+# connection to rtmpgate for every request: RTMPT requests are POSTs, which
+# squid cannot retry, and by default it never sends a request it cannot
+# retry on a reused connection (server_pconn_for_nonretriable, case 2).
+# The figures are logged; the case asserts the stream and the client.
+case_squid_rtmpt() {
+    squid_publish_play squid_rtmpt ""
+    if [[ -n "$SQ_WHY" ]]; then fail squid_rtmpt "$SQ_WHY"; else pass squid_rtmpt; fi
+}
+
+# 2. The same through a squid told it may reuse server connections for
+# POSTs to rtmpgate (server_pconn_for_nonretriable): it must then carry
+# the RTMPT requests on far fewer connections than requests.
+SQUID_PCONN_CONF='acl rtmpt_post method POST
+server_pconn_for_nonretriable allow rtmpt_post'
+case_squid_rtmpt_pconn() {
+    local name=squid_rtmpt_pconn
+    squid_publish_play "$name" "$SQUID_PCONN_CONF"
+    if [[ -n "$SQ_WHY" ]]; then
+        fail "$name" "$SQ_WHY"
+    elif ((SQ_CONNS * 4 > SQ_REQS)); then
+        fail "$name" "squid opened $SQ_CONNS connections to rtmpgate for $SQ_REQS requests with server_pconn_for_nonretriable: it did not reuse them"
+    else
+        pass "$name"
+    fi
+}
+
+main() {
+    local cases=("${ALL_CASES[@]}")
+    if [[ -n "${NETWORK_CASES:-}" ]]; then
+        read -r -a cases <<<"$NETWORK_CASES"
+    fi
+    ensure_network_peers
+    ensure_rtmpgate
+    make_workdir rtmpgate-networks
+    log "work dir $WORK, rtmpgate $RTMPGATE_BIN"
+
+    local ports
+    mapfile -t ports < <(free_ports 3)
+    NGINX_PORT=${ports[0]}
+    GATE_TLS_PORT=${ports[1]}
+    GATE_PLAIN_PORT=${ports[2]}
+    start_nginx "$NGINX_PORT"
+    start_rtmpgate "$NGINX_PORT" \
+        "rtmps://127.0.0.1:$GATE_TLS_PORT" "rtmp://127.0.0.1:$GATE_PLAIN_PORT"
+
+    run_cases "${cases[@]}"
+
+    printf 'networks: %d passed, %d failed\n' "$PASSED" "$FAILED"
+    ((FAILED == 0))
+}
+
+main "$@"
