@@ -446,6 +446,74 @@ case_connect_tunnel() {
     fi
 }
 
+# ------------------------------------------------ OBS and GStreamer ----
+
+# make_trust_dir: $WORK/trust, the /etc/ssl/certs seen by OBS and GStreamer:
+# the system bundle plus the private CA in ca-certificates.crt (GnuTLS's
+# file; mbedTLS parses every file of the directory).
+make_trust_dir() {
+    TRUST_DIR="$WORK/trust"
+    mkdir -p "$TRUST_DIR"
+    cat /etc/ssl/certs/ca-certificates.crt "$CA_DIR/ca.crt" >"$TRUST_DIR/ca-certificates.crt"
+    chmod -R a+rX "$TRUST_DIR"
+    TRUSTING=(unshare -m sh -c 'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$TRUST_DIR")
+}
+
+# "${TRUSTING[@]}" CMD...: runs CMD in a private mount namespace where
+# TRUST_DIR is /etc/ssl/certs (the host's store is left alone). Needs
+# CAP_SYS_ADMIN (root, as the suite's apt-get does). An array, not a
+# function, so that spawn (timeout) can run it.
+TRUSTING=()
+
+# gst_frames FLV: frames ffmpeg decodes from a recording (0 if none).
+gst_frames() {
+    if [[ -s "$1" ]]; then count_file_frames "$1"; else printf 0; fi
+}
+
+# 6. GStreamer rtmp2sink publishes a 320x240@25 H.264 stream (x264enc,
+# SENT_FRAMES buffers) over rtmps://localhost through rtmpgate, verifying
+# its certificate with glib-networking (GnuTLS) against the private CA;
+# rtmp2src plays it back over rtmps:// through rtmpgate into an FLV file
+# that must decode, and ffmpeg players (through rtmpgate and directly on
+# nginx) decode it too.
+case_gstreamer_rtmps() {
+    local name=gstreamer_rtmps url="rtmps://localhost:$GATE_TLS_PORT/live/gst"
+    local p_gate p_direct p_src p_sink rc_sink flv="$WORK/$name.rtmp2src.flv"
+    spawn_player p_gate 60 "$name.play_gate" "$url"
+    spawn_player p_direct 60 "$name.play_direct" "rtmp://127.0.0.1:$NGINX_PORT/live/gst"
+    spawn p_src 60 "$WORK/$name.rtmp2src.log" "${TRUSTING[@]}" gst-launch-1.0 -e \
+        rtmp2src location="$url" idle-timeout=3 ! filesink location="$flv" buffer-mode=unbuffered
+    sleep 1.5
+    spawn p_sink 40 "$WORK/$name.rtmp2sink.log" "${TRUSTING[@]}" gst-launch-1.0 -e \
+        videotestsrc is-live=true num-buffers="$SENT_FRAMES" \
+        ! "video/x-raw,width=320,height=240,framerate=$FPS/1" \
+        ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max="$FPS" \
+        ! h264parse ! flvmux streamable=true ! rtmp2sink location="$url"
+    wait_exit "$p_sink" 30 || true
+    sleep 3
+    wait_exit "$p_src" 5 || true
+    stop_pids "$p_gate" "$p_direct" "$p_src" "$p_sink"
+    rc_sink=$(exit_code "$p_sink")
+    local n_gate n_direct n_src
+    n_gate=$(progress_frames "$WORK/$name.play_gate.progress" "$WORK/$name.play_gate.log")
+    n_direct=$(progress_frames "$WORK/$name.play_direct.progress" "$WORK/$name.play_direct.log")
+    n_src=$(gst_frames "$flv")
+    log "$name: rtmp2sink rc=$rc_sink sent $SENT_FRAMES frames; decoded: rtmp2src via rtmpgate=$n_src, ffmpeg via rtmpgate=$n_gate, direct=$n_direct (need $MIN_PLAYER_FRAMES)"
+    CASE_LOGS+=("$WORK/$name.rtmp2sink.log" "$WORK/$name.rtmp2src.log")
+    if [[ "$rc_sink" != 0 ]]; then
+        fail "$name" "gst-launch with rtmp2sink on $url exited with status $rc_sink"
+    elif ((n_src < MIN_PLAYER_FRAMES)); then
+        fail "$name" "rtmp2src's recording via rtmpgate decodes to $n_src frames, want >= $MIN_PLAYER_FRAMES" "$flv.decode.log"
+    elif ((n_gate < MIN_PLAYER_FRAMES || n_direct < MIN_PLAYER_FRAMES)); then
+        fail "$name" "ffmpeg players decoded $n_gate (via rtmpgate) and $n_direct (direct) frames, want >= $MIN_PLAYER_FRAMES" \
+            "$WORK/$name.play_gate.log" "$WORK/$name.play_direct.log"
+    elif ! alive "$RTMPGATE_PID"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        pass "$name"
+    fi
+}
+
 main() {
     local cases=("${ALL_CASES[@]}")
     if [[ -n "${NETWORK_CASES:-}" ]]; then
@@ -472,6 +540,7 @@ main() {
         --tls-cert "$CA_DIR/leaf.crt" --tls-key "$CA_DIR/leaf.key" \
         --upstream "rtmp://127.0.0.1:$NGINX_PORT" --drain-timeout 1s ||
         die "the main rtmpgate did not start"
+    make_trust_dir
 
     run_cases "${cases[@]}"
 
