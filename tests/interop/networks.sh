@@ -514,6 +514,141 @@ case_gstreamer_rtmps() {
     fi
 }
 
+# obs_home DIR SERVER KEY: a HOME for OBS Studio 29 with one profile
+# (P: 320x180 at 10 fps, simple output mode, x264 ultrafast at 500 kb/s
+# with a keyframe every second,
+# custom RTMP service SERVER + KEY) and one scene collection (C: scene S
+# holding a color source). FirstRun=false skips the auto-configuration
+# wizard.
+obs_home() {
+    local home="$1" server="$2" key="$3"
+    local cfg="$home/.config/obs-studio"
+    mkdir -p "$cfg/basic/profiles/P" "$cfg/basic/scenes"
+    cat >"$cfg/global.ini" <<EOF
+[General]
+FirstRun=false
+EnableAutoUpdates=false
+[Basic]
+Profile=P
+ProfileDir=P
+SceneCollection=C
+SceneCollectionFile=C
+ConfigOnNewProfile=false
+EOF
+    cat >"$cfg/basic/profiles/P/basic.ini" <<EOF
+[General]
+Name=P
+[Video]
+BaseCX=320
+BaseCY=180
+OutputCX=320
+OutputCY=180
+FPSType=1
+FPSInt=10
+ScaleType=bilinear
+[Output]
+Mode=Simple
+[SimpleOutput]
+StreamEncoder=x264
+VBitrate=500
+ABitrate=64
+Preset=ultrafast
+UseAdvanced=true
+x264Settings=keyint=10
+RecEncoder=x264
+[Audio]
+SampleRate=48000
+ChannelSetup=Stereo
+EOF
+    cat >"$cfg/basic/profiles/P/service.json" <<EOF
+{"type": "rtmp_custom", "settings": {"server": "$server", "key": "$key", "use_auth": false, "bwtest": false}}
+EOF
+    cat >"$cfg/basic/scenes/C.json" <<'EOF'
+{
+  "name": "C",
+  "current_scene": "S",
+  "current_program_scene": "S",
+  "scene_order": [{"name": "S"}],
+  "sources": [
+    {"id": "color_source_v3", "versioned_id": "color_source_v3", "name": "Color",
+     "enabled": true, "settings": {"color": 4278255360, "width": 320, "height": 180}},
+    {"id": "scene", "versioned_id": "scene", "name": "S", "enabled": true,
+     "settings": {"id_counter": 1, "items": [{"name": "Color", "id": 1, "visible": true,
+       "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
+       "bounds_type": 0, "bounds": {"x": 0.0, "y": 0.0}}]}}
+  ],
+  "transitions": [],
+  "current_transition": "Fade",
+  "transition_duration": 300
+}
+EOF
+}
+
+# obs_stream NAME SERVER KEY: OBS Studio (Debian obs-studio 29) under
+# Xvfb with software GL streams the color scene to SERVER (the custom
+# service URL, app rec: nginx-rtmp records it) with stream key KEY for
+# OBS_STREAM_SECS after it logs "Streaming Start", then is stopped. OBS
+# trusts the private CA through TRUSTING (its librtmp fork loads every file
+# in /etc/ssl/certs/ with mbedTLS). Checks OBS's log says the connection
+# succeeded and that nginx's recording of KEY decodes to >= OBS_MIN_FRAMES
+# frames. OBS does not shut down on TERM (it exits at once, without its
+# "Total frames output" line); it encodes from start-up, before the
+# connection is up, so the recording's duration x 10 fps is what it sent.
+# Without the private CA OBS refuses rtmpgate's certificate ("Cert verify
+# failed: 8"), so this also proves OBS verified it.
+OBS_STREAM_SECS=6
+OBS_MIN_FRAMES=$((10 * OBS_STREAM_SECS * 80 / 100))
+obs_stream() {
+    local name="$1" server="$2" key="$3" home="$WORK/$1.home" pid i
+    obs_home "$home" "$server" "$key"
+    local out="$WORK/$name.obs.log"
+    CASE_LOGS+=("$out")
+    spawn pid 90 "$out" env HOME="$home" LIBGL_ALWAYS_SOFTWARE=1 QT_QPA_PLATFORM=xcb \
+        "${TRUSTING[@]}" xvfb-run -a -s "-screen 0 640x480x24" \
+        obs --startstreaming --profile P --collection C --scene S \
+        --disable-updater --disable-shutdown-check --multi --minimize-to-tray
+    local t0 started=""
+    t0=$(date +%s)
+    for ((i = 0; i < 600; i++)); do
+        grep -a -q 'Streaming Start' "$out" && { started=1; break; }
+        grep -a -q -E 'Connection to .* failed' "$out" && break
+        alive "$pid" || break
+        sleep 0.1
+    done
+    local t_up=$(($(date +%s) - t0))
+    [[ -n "$started" ]] && sleep "$OBS_STREAM_SECS"
+    stop_pid "$pid"
+    local conn flv frames=0
+    conn=$(grep -a -E "Connection to .*(successful|failed)" "$out" | tail -n 1) || true
+    sleep 1 # nginx closes the recording when the publisher's connection ends
+    flv=$(ls -t "$REC_DIR/$key"*.flv 2>/dev/null | head -n 1) || true
+    local secs=0
+    if [[ -n "$flv" ]]; then
+        frames=$(gst_frames "$flv")
+        secs=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$flv" 2>/dev/null) || true
+    fi
+    log "$name: OBS up in ${t_up}s; ${conn:-no connection line}; stopped ${OBS_STREAM_SECS}s after 'Streaming Start'; nginx recording ${flv:-none}: ${secs:-0}s at 10 fps (frames sent ~ 10 x that), decodes to $frames frames (need $OBS_MIN_FRAMES)"
+    if [[ -z "$started" ]]; then
+        fail "$name" "OBS did not start streaming to $server (waited up to 60 s): ${conn:-$(grep -a -i -E 'error|fail' "$out" | tail -n 1)}"
+    elif [[ "$conn" != *successful* ]]; then
+        fail "$name" "OBS's log has no successful connection to $server"
+    elif ((frames < OBS_MIN_FRAMES)); then
+        fail "$name" "nginx-rtmp's recording of $key decodes to $frames frames, want >= $OBS_MIN_FRAMES" ${flv:+"$flv.decode.log"}
+    elif ! alive "$RTMPGATE_PID"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        pass "$name"
+    fi
+}
+
+# 7. OBS Studio over rtmps://localhost (the certificate names localhost:
+# OBS matches DNS names only) through rtmpgate with its default TLS
+# settings, nginx-rtmp recording.
+case_obs_rtmps() { obs_stream obs_rtmps "rtmps://localhost:$GATE_TLS_PORT/rec" obs_tls; }
+
+# 8. OBS Studio over plain rtmp:// through rtmpgate.
+case_obs_rtmp() { obs_stream obs_rtmp "rtmp://127.0.0.1:$GATE_PLAIN_PORT/rec" obs_plain; }
+
 main() {
     local cases=("${ALL_CASES[@]}")
     if [[ -n "${NETWORK_CASES:-}" ]]; then
@@ -529,7 +664,14 @@ main() {
     NGINX_PORT=${ports[0]}
     GATE_TLS_PORT=${ports[1]}
     GATE_PLAIN_PORT=${ports[2]}
-    start_nginx "$NGINX_PORT"
+    # Application rec records every stream (OBS cases) into REC_DIR.
+    REC_DIR="$WORK/rec"
+    mkdir -p "$REC_DIR"
+    chmod a+rwx "$REC_DIR"
+    NGINX_ERROR_LOG="$WORK/nginx/error.log"
+    start_nginx_instance NGINX_PID "$WORK/nginx" "$NGINX_PORT" \
+        "application rec { live on; record all; record_path $REC_DIR; record_unique on; }" ||
+        die "nginx-rtmp did not start on 127.0.0.1:$NGINX_PORT"
     # The certificate the TLS clients must trust: a private CA's, for the
     # name localhost (OBS matches DNS names only) and 127.0.0.1.
     CA_DIR="$WORK/ca"
