@@ -24,7 +24,7 @@ set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 ALL_CASES=(squid_rtmpt squid_rtmpt_pconn tinyproxy_rtmpt squid_strict
-    connect_tunnel gstreamer_rtmps obs_rtmps obs_rtmp)
+    connect_tunnel gstreamer_rtmps gstreamer_connect obs_rtmps obs_rtmp)
 
 FPS=25
 PUBLISH_SECS=6
@@ -470,21 +470,29 @@ gst_frames() {
     if [[ -s "$1" ]]; then count_file_frames "$1"; else printf 0; fi
 }
 
-# 6. GStreamer rtmp2sink publishes a 320x240@25 H.264 stream (x264enc,
-# SENT_FRAMES buffers) over rtmps://localhost through rtmpgate, verifying
-# its certificate with glib-networking (GnuTLS) against the private CA;
-# rtmp2src plays it back over rtmps:// through rtmpgate into an FLV file
-# that must decode, and ffmpeg players (through rtmpgate and directly on
-# nginx) decode it too.
-case_gstreamer_rtmps() {
-    local name=gstreamer_rtmps url="rtmps://localhost:$GATE_TLS_PORT/live/gst"
+# gst_publish_play NAME STREAM [PROXY_PORT]: GStreamer rtmp2sink publishes
+# a 320x240@25 H.264 stream (x264enc, SENT_FRAMES buffers) to
+# rtmps://localhost/live/STREAM through rtmpgate, verifying its certificate
+# with glib-networking (GnuTLS) against the private CA; rtmp2src plays it
+# back the same way into an FLV file that must decode, and ffmpeg players
+# (through rtmpgate and directly on nginx) decode it too. With PROXY_PORT,
+# both GStreamer clients go through that HTTP proxy: GIO's libproxy
+# resolver takes https_proxy from the environment and opens a CONNECT
+# tunnel. Sets GST_WHY (empty on success).
+gst_publish_play() {
+    local name="$1" stream="$2" proxy="${3:-}" url="rtmps://localhost:$GATE_TLS_PORT/live/$2"
     local p_gate p_direct p_src p_sink rc_sink flv="$WORK/$name.rtmp2src.flv"
+    # env's -u options must come before its assignments.
+    local genv=(env -u https_proxy -u http_proxy -u HTTPS_PROXY -u HTTP_PROXY
+        GIO_USE_PROXY_RESOLVER=libproxy no_proxy= NO_PROXY=)
+    [[ -n "$proxy" ]] && genv+=(https_proxy="http://127.0.0.1:$proxy" http_proxy="http://127.0.0.1:$proxy")
+    GST_WHY=""
     spawn_player p_gate 60 "$name.play_gate" "$url"
-    spawn_player p_direct 60 "$name.play_direct" "rtmp://127.0.0.1:$NGINX_PORT/live/gst"
-    spawn p_src 60 "$WORK/$name.rtmp2src.log" "${TRUSTING[@]}" gst-launch-1.0 -e \
+    spawn_player p_direct 60 "$name.play_direct" "rtmp://127.0.0.1:$NGINX_PORT/live/$stream"
+    spawn p_src 60 "$WORK/$name.rtmp2src.log" "${genv[@]}" "${TRUSTING[@]}" gst-launch-1.0 -e \
         rtmp2src location="$url" idle-timeout=3 ! filesink location="$flv" buffer-mode=unbuffered
     sleep 1.5
-    spawn p_sink 40 "$WORK/$name.rtmp2sink.log" "${TRUSTING[@]}" gst-launch-1.0 -e \
+    spawn p_sink 40 "$WORK/$name.rtmp2sink.log" "${genv[@]}" "${TRUSTING[@]}" gst-launch-1.0 -e \
         videotestsrc is-live=true num-buffers="$SENT_FRAMES" \
         ! "video/x-raw,width=320,height=240,framerate=$FPS/1" \
         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max="$FPS" \
@@ -498,17 +506,45 @@ case_gstreamer_rtmps() {
     n_gate=$(progress_frames "$WORK/$name.play_gate.progress" "$WORK/$name.play_gate.log")
     n_direct=$(progress_frames "$WORK/$name.play_direct.progress" "$WORK/$name.play_direct.log")
     n_src=$(gst_frames "$flv")
-    log "$name: rtmp2sink rc=$rc_sink sent $SENT_FRAMES frames; decoded: rtmp2src via rtmpgate=$n_src, ffmpeg via rtmpgate=$n_gate, direct=$n_direct (need $MIN_PLAYER_FRAMES)"
+    log "$name: rtmp2sink rc=$rc_sink sent $SENT_FRAMES frames${proxy:+ through the proxy}; decoded: rtmp2src via rtmpgate${proxy:+ through the proxy}=$n_src, ffmpeg via rtmpgate=$n_gate, direct=$n_direct (need $MIN_PLAYER_FRAMES)"
     CASE_LOGS+=("$WORK/$name.rtmp2sink.log" "$WORK/$name.rtmp2src.log")
     if [[ "$rc_sink" != 0 ]]; then
-        fail "$name" "gst-launch with rtmp2sink on $url exited with status $rc_sink"
+        GST_WHY="gst-launch with rtmp2sink on $url exited with status $rc_sink"
     elif ((n_src < MIN_PLAYER_FRAMES)); then
-        fail "$name" "rtmp2src's recording via rtmpgate decodes to $n_src frames, want >= $MIN_PLAYER_FRAMES" "$flv.decode.log"
+        GST_WHY="rtmp2src's recording via rtmpgate decodes to $n_src frames, want >= $MIN_PLAYER_FRAMES"
+        CASE_LOGS+=("$flv.decode.log")
     elif ((n_gate < MIN_PLAYER_FRAMES || n_direct < MIN_PLAYER_FRAMES)); then
-        fail "$name" "ffmpeg players decoded $n_gate (via rtmpgate) and $n_direct (direct) frames, want >= $MIN_PLAYER_FRAMES" \
-            "$WORK/$name.play_gate.log" "$WORK/$name.play_direct.log"
+        GST_WHY="ffmpeg players decoded $n_gate (via rtmpgate) and $n_direct (direct) frames, want >= $MIN_PLAYER_FRAMES"
+        CASE_LOGS+=("$WORK/$name.play_gate.log" "$WORK/$name.play_direct.log")
     elif ! alive "$RTMPGATE_PID"; then
-        fail "$name" "rtmpgate exited during the case"
+        GST_WHY="rtmpgate exited during the case"
+    fi
+}
+
+# 6. GStreamer rtmp2sink / rtmp2src over rtmps:// through rtmpgate.
+case_gstreamer_rtmps() {
+    gst_publish_play gstreamer_rtmps gst
+    if [[ -n "$GST_WHY" ]]; then fail gstreamer_rtmps "$GST_WHY"; else pass gstreamer_rtmps; fi
+}
+
+# 7. The same with both GStreamer clients behind squid: RTMPS through
+# CONNECT by a real client (ffmpeg 5.1 cannot). squid must log two
+# tunnels to rtmpgate's TLS port.
+case_gstreamer_connect() {
+    local name=gstreamer_connect sq sp n_tunnels
+    sp=$(free_ports 1)
+    start_squid sq "$name.squid" "$sp" || true
+    CASE_PIDS+=("$sq")
+    alive "$sq" || { fail "$name" "squid did not start"; return 0; }
+    CASE_LOGS+=("$WORK/$name.squid/access.log" "$WORK/$name.squid/cache.log")
+    gst_publish_play "$name" gstc "$sp"
+    sleep 0.5
+    n_tunnels=$(count_lines "$WORK/$name.squid/access.log" " TCP_TUNNEL/200 [0-9]+ CONNECT localhost:$GATE_TLS_PORT ")
+    log "$name: squid logged $n_tunnels CONNECT tunnels to localhost:$GATE_TLS_PORT: $(grep -a CONNECT "$WORK/$name.squid/access.log" | awk '{ printf "%s%s %s bytes", sep, $3, $4; sep = ", " }')"
+    if [[ -n "$GST_WHY" ]]; then
+        fail "$name" "$GST_WHY"
+    elif ((n_tunnels < 2)); then
+        fail "$name" "squid's access log shows $n_tunnels CONNECT tunnels to localhost:$GATE_TLS_PORT, want 2 (rtmp2sink and rtmp2src)"
     else
         pass "$name"
     fi
@@ -641,12 +677,12 @@ obs_stream() {
     fi
 }
 
-# 7. OBS Studio over rtmps://localhost (the certificate names localhost:
+# 8. OBS Studio over rtmps://localhost (the certificate names localhost:
 # OBS matches DNS names only) through rtmpgate with its default TLS
 # settings, nginx-rtmp recording.
 case_obs_rtmps() { obs_stream obs_rtmps "rtmps://localhost:$GATE_TLS_PORT/rec" obs_tls; }
 
-# 8. OBS Studio over plain rtmp:// through rtmpgate.
+# 9. OBS Studio over plain rtmp:// through rtmpgate.
 case_obs_rtmp() { obs_stream obs_rtmp "rtmp://127.0.0.1:$GATE_PLAIN_PORT/rec" obs_plain; }
 
 main() {
