@@ -317,10 +317,12 @@ probe() {
 # connection without saying so (HTTP/1.1 reply, no `Connection: close`).
 # ffmpeg's rtmpt:// writes its next request on that closed connection and
 # fails ("Cannot read RTMP handshake response"): nothing rtmpgate answers
-# changes that (with `Connection: close` ffmpeg's HTTP layer gives up at
-# once). That attempt is logged, not asserted. The case asserts an RTMPT
+# changes that (after `Connection: close` ffmpeg's ff_http_do_new_request
+# returns EOF instead of reconnecting). That attempt is logged, not asserted. The case asserts an RTMPT
 # client that opens a connection per request (as curl and browsers do)
-# through tinyproxy: /open, the handshake (S0 = 3, S2 echoes C1), /close.
+# through tinyproxy: /open, the handshake (S0 = 3, S2 echoes C1), /close;
+# and the RTMPS handshake through tinyproxy's CONNECT (no ConnectPort line:
+# every port allowed).
 case_tinyproxy_rtmpt() {
     local name=tinyproxy_rtmpt tp why tport before n_conn pub rc
     tport=$(free_ports 1)
@@ -333,6 +335,9 @@ case_tinyproxy_rtmpt() {
     probe why "$name" rtmpt "$tport" "$GATE_PLAIN_PORT"
     n_conn=$(($(count_lines "$RTMPGATE_LOG" 'connection opened') - before))
     log "$name: rtmpgate accepted $n_conn connections from tinyproxy"
+    local why_tls=""
+    [[ -n "$why" ]] || probe why_tls "$name.connect" rtmps "$tport" "$GATE_TLS_PORT" "$CA_DIR/ca.crt"
+    why="$why$why_tls"
 
     via_proxy "$tport" spawn_publisher pub 20 "$name.ffmpeg_publish" \
         "rtmpt://127.0.0.1:$GATE_PLAIN_PORT/live/tiny" 2
