@@ -318,11 +318,11 @@ probe() {
 # ffmpeg's rtmpt:// writes its next request on that closed connection and
 # fails ("Cannot read RTMP handshake response"): nothing rtmpgate answers
 # changes that (after `Connection: close` ffmpeg's ff_http_do_new_request
-# returns EOF instead of reconnecting). That attempt is logged, not asserted. The case asserts an RTMPT
-# client that opens a connection per request (as curl and browsers do)
-# through tinyproxy: /open, the handshake (S0 = 3, S2 echoes C1), /close;
-# and the RTMPS handshake through tinyproxy's CONNECT (no ConnectPort line:
-# every port allowed).
+# returns EOF instead of reconnecting). That attempt is logged, not
+# asserted. The case asserts an RTMPT client that opens a connection per
+# request (as curl and browsers do) through tinyproxy: /open, the
+# handshake (S0 = 3, S2 echoes C1), /close; and the RTMPS handshake
+# through tinyproxy's CONNECT (no ConnectPort line: every port allowed).
 case_tinyproxy_rtmpt() {
     local name=tinyproxy_rtmpt tp why tport before n_conn pub rc
     tport=$(free_ports 1)
