@@ -555,14 +555,15 @@ case_gstreamer_connect() {
     fi
 }
 
-# obs_home DIR SERVER KEY: a HOME for OBS Studio 29 with one profile
+# obs_home DIR SERVER KEY WS_PORT: a HOME for OBS Studio 29 with one profile
 # (P: 320x180 at 10 fps, simple output mode, x264 ultrafast at 500 kb/s
 # with a keyframe every second,
 # custom RTMP service SERVER + KEY) and one scene collection (C: scene S
 # holding a color source). FirstRun=false skips the auto-configuration
-# wizard.
+# wizard; obs-websocket listens on WS_PORT without authentication (for
+# obs_stop.py).
 obs_home() {
-    local home="$1" server="$2" key="$3"
+    local home="$1" server="$2" key="$3" ws="$4"
     local cfg="$home/.config/obs-studio"
     mkdir -p "$cfg/basic/profiles/P" "$cfg/basic/scenes"
     cat >"$cfg/global.ini" <<EOF
@@ -575,6 +576,12 @@ ProfileDir=P
 SceneCollection=C
 SceneCollectionFile=C
 ConfigOnNewProfile=false
+[OBSWebSocket]
+FirstLoad=false
+ServerEnabled=true
+ServerPort=$ws
+AuthRequired=false
+AlertsEnabled=false
 EOF
     cat >"$cfg/basic/profiles/P/basic.ini" <<EOF
 [General]
@@ -628,20 +635,21 @@ EOF
 # obs_stream NAME SERVER KEY: OBS Studio (Debian obs-studio 29) under
 # Xvfb with software GL streams the color scene to SERVER (the custom
 # service URL, app rec: nginx-rtmp records it) with stream key KEY for
-# OBS_STREAM_SECS after it logs "Streaming Start", then is stopped. OBS
+# OBS_STREAM_SECS after it logs "Streaming Start"; then obs_stop.py stops
+# the stream through obs-websocket (OBS logs "Total frames output: N", the
+# frames sent) and OBS is terminated. OBS
 # trusts the private CA through TRUSTING (its librtmp fork loads every file
 # in /etc/ssl/certs/ with mbedTLS). Checks OBS's log says the connection
 # succeeded and that nginx's recording of KEY decodes to >= OBS_MIN_FRAMES
-# frames. OBS does not shut down on TERM (it exits at once, without its
-# "Total frames output" line); it encodes from start-up, before the
-# connection is up, so the recording's duration x 10 fps is what it sent.
-# Without the private CA OBS refuses rtmpgate's certificate ("Cert verify
+# frames, at least 80% of those OBS sent. (On TERM OBS exits at once,
+# without that line.) Without the private CA OBS refuses rtmpgate's certificate ("Cert verify
 # failed: 8"), so this also proves OBS verified it.
 OBS_STREAM_SECS=6
 OBS_MIN_FRAMES=$((10 * OBS_STREAM_SECS * 80 / 100))
 obs_stream() {
-    local name="$1" server="$2" key="$3" home="$WORK/$1.home" pid i
-    obs_home "$home" "$server" "$key"
+    local name="$1" server="$2" key="$3" home="$WORK/$1.home" pid i ws
+    ws=$(free_ports 1)
+    obs_home "$home" "$server" "$key" "$ws"
     local out="$WORK/$name.obs.log"
     CASE_LOGS+=("$out")
     spawn pid 90 "$out" env HOME="$home" LIBGL_ALWAYS_SOFTWARE=1 QT_QPA_PLATFORM=xcb \
@@ -651,13 +659,23 @@ obs_stream() {
     local t0 started=""
     t0=$(date +%s)
     for ((i = 0; i < 600; i++)); do
-        grep -a -q 'Streaming Start' "$out" && { started=1; break; }
-        grep -a -q -E 'Connection to .* failed' "$out" && break
+        grep -a -q 'Streaming Start' "$out" 2>/dev/null && { started=1; break; }
+        grep -a -q -E 'Connection to .* failed' "$out" 2>/dev/null && break
         alive "$pid" || break
         sleep 0.1
     done
     local t_up=$(($(date +%s) - t0))
-    [[ -n "$started" ]] && sleep "$OBS_STREAM_SECS"
+    local stopped="not tried" sent=0
+    if [[ -n "$started" ]]; then
+        sleep "$OBS_STREAM_SECS"
+        stopped=$(timeout -k 2 15 python3 "$INTEROP_LIB_DIR/obs_stop.py" "$ws" 2>&1 | tail -n 1) || true
+        for ((i = 0; i < 100; i++)); do
+            grep -a -q 'Total frames output' "$out" && break
+            sleep 0.1
+        done
+        sent=$(grep -a -o 'simple_stream.: Total frames output: [0-9]*' "$out" | tail -n 1 | grep -o '[0-9]*$') || true
+        sent=${sent:-0}
+    fi
     stop_pid "$pid"
     local conn flv frames=0
     conn=$(grep -a -E "Connection to .*(successful|failed)" "$out" | tail -n 1) || true
@@ -668,13 +686,15 @@ obs_stream() {
         frames=$(gst_frames "$flv")
         secs=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$flv" 2>/dev/null) || true
     fi
-    log "$name: OBS up in ${t_up}s; ${conn:-no connection line}; stopped ${OBS_STREAM_SECS}s after 'Streaming Start'; nginx recording ${flv:-none}: ${secs:-0}s at 10 fps (frames sent ~ 10 x that), decodes to $frames frames (need $OBS_MIN_FRAMES)"
+    log "$name: OBS up in ${t_up}s; ${conn:-no connection line}; stop through obs-websocket: $stopped; OBS sent $sent frames; nginx recording ${flv:-none}: ${secs:-0}s, decodes to $frames frames (need $OBS_MIN_FRAMES)"
     if [[ -z "$started" ]]; then
         fail "$name" "OBS did not start streaming to $server (waited up to 60 s): ${conn:-$(grep -a -i -E 'error|fail' "$out" | tail -n 1)}"
     elif [[ "$conn" != *successful* ]]; then
         fail "$name" "OBS's log has no successful connection to $server"
-    elif ((frames < OBS_MIN_FRAMES)); then
-        fail "$name" "nginx-rtmp's recording of $key decodes to $frames frames, want >= $OBS_MIN_FRAMES" ${flv:+"$flv.decode.log"}
+    elif ((sent < 10 * OBS_STREAM_SECS)); then
+        fail "$name" "OBS reports $sent frames sent (obs_stop.py: $stopped), want >= $((10 * OBS_STREAM_SECS))"
+    elif ((frames < OBS_MIN_FRAMES || frames * 100 < sent * 80)); then
+        fail "$name" "nginx-rtmp's recording of $key decodes to $frames frames, want >= $OBS_MIN_FRAMES and >= 80% of the $sent OBS sent" ${flv:+"$flv.decode.log"}
     elif ! alive "$RTMPGATE_PID"; then
         fail "$name" "rtmpgate exited during the case"
     else
