@@ -49,10 +49,10 @@ fail() {
 }
 
 # ensure_network_peers: ensure_peers, then this suite's own peers.
-NET_CMDS=(squid tinyproxy obs xvfb-run gst-launch-1.0 gst-inspect-1.0 unshare)
+NET_CMDS=(squid tinyproxy obs xvfb-run xauth gst-launch-1.0 gst-inspect-1.0 unshare curl)
 NET_PKGS=(squid tinyproxy obs-studio xvfb xauth gstreamer1.0-tools gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-    gstreamer1.0-libav glib-networking util-linux)
+    gstreamer1.0-libav glib-networking util-linux curl)
 NET_GST_ELEMENTS=(rtmp2sink rtmp2src x264enc flvmux videotestsrc)
 net_missing() {
     local c
@@ -462,6 +462,19 @@ make_trust_dir() {
     cat /etc/ssl/certs/ca-certificates.crt "$CA_DIR/ca.crt" >"$TRUST_DIR/ca-certificates.crt"
     chmod -R a+rX "$TRUST_DIR"
     TRUSTING=(unshare -m sh -c 'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$TRUST_DIR")
+    TRUST_ERR=""
+    if ! "${TRUSTING[@]}" grep -q -F "$(sed -n 2p "$CA_DIR/ca.crt")" /etc/ssl/certs/ca-certificates.crt \
+        >"$WORK/trust.log" 2>&1; then
+        TRUST_ERR="cannot mount the private CA over /etc/ssl/certs in a private mount namespace (unshare -m needs root / CAP_SYS_ADMIN): $(tail -n 1 "$WORK/trust.log")"
+        log "$TRUST_ERR"
+    fi
+}
+
+# trust_ready NAME: fails case NAME (returns 1) when TRUSTING cannot work.
+trust_ready() {
+    [[ -z "$TRUST_ERR" ]] && return 0
+    fail "$1" "$TRUST_ERR"
+    return 1
 }
 
 # "${TRUSTING[@]}" CMD...: runs CMD in a private mount namespace where
@@ -492,6 +505,7 @@ gst_publish_play() {
         GIO_USE_PROXY_RESOLVER=libproxy no_proxy= NO_PROXY=)
     [[ -n "$proxy" ]] && genv+=(https_proxy="http://127.0.0.1:$proxy" http_proxy="http://127.0.0.1:$proxy")
     GST_WHY=""
+    [[ -z "$TRUST_ERR" ]] || { GST_WHY="$TRUST_ERR"; return 0; }
     spawn_player p_gate 60 "$name.play_gate" "$url"
     spawn_player p_direct 60 "$name.play_direct" "rtmp://127.0.0.1:$NGINX_PORT/live/$stream"
     spawn p_src 60 "$WORK/$name.rtmp2src.log" "${genv[@]}" "${TRUSTING[@]}" gst-launch-1.0 -e \
@@ -648,6 +662,7 @@ OBS_STREAM_SECS=6
 OBS_MIN_FRAMES=$((10 * OBS_STREAM_SECS * 80 / 100))
 obs_stream() {
     local name="$1" server="$2" key="$3" home="$WORK/$1.home" pid i ws
+    trust_ready "$name" || return 0
     ws=$(free_ports 1)
     obs_home "$home" "$server" "$key" "$ws"
     local out="$WORK/$name.obs.log"
