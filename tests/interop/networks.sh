@@ -461,6 +461,7 @@ make_trust_dir() {
     mkdir -p "$TRUST_DIR"
     cat /etc/ssl/certs/ca-certificates.crt "$CA_DIR/ca.crt" >"$TRUST_DIR/ca-certificates.crt"
     chmod -R a+rX "$TRUST_DIR"
+    # shellcheck disable=SC2016 # $0 and $@ are the inner sh's
     TRUSTING=(unshare -m sh -c 'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$TRUST_DIR")
     TRUST_ERR=""
     if ! "${TRUSTING[@]}" grep -q -F "$(sed -n 2p "$CA_DIR/ca.crt")" /etc/ssl/certs/ca-certificates.crt \
@@ -695,7 +696,7 @@ obs_stream() {
     local conn flv frames=0
     conn=$(grep -a -E "Connection to .*(successful|failed)" "$out" | tail -n 1) || true
     sleep 1 # nginx closes the recording when the publisher's connection ends
-    flv=$(ls -t "$REC_DIR/$key"*.flv 2>/dev/null | head -n 1) || true
+    flv=$(find "$REC_DIR" -name "$key-*.flv" -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-) || true
     local secs=0
     if [[ -n "$flv" ]]; then
         frames=$(gst_frames "$flv")
