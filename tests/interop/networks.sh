@@ -13,6 +13,11 @@
 # apt-get when missing; one still missing is a failure, never a skip. The
 # last line is `networks: N passed, N failed`; exit status 1 if any failed.
 #
+# Helpers: rtmp_probe.py (an RTMP handshake over RTMPS, RTMPTS or RTMPT
+# through a proxy, for paths no installable client can take) and
+# obs_stop.py (stops OBS's stream through obs-websocket, so OBS reports the
+# frames it sent).
+#
 # Private trust: OBS (mbedTLS: every file in /etc/ssl/certs/) and GStreamer
 # (GnuTLS: /etc/ssl/certs/ca-certificates.crt) only trust the system store.
 # They run in a private mount namespace (`unshare -m`) where a scratch
