@@ -377,6 +377,71 @@ spawn_publisher() {
         -f flv "$__url"
 }
 
+# stream_check VAR NAME PUBLISH_URL GATE_PLAY_URL DIRECT_PLAY_URL [PUBLISH_URL
+# GATE_PLAY_URL DIRECT_PLAY_URL]...: for each group of three URLs starts two
+# players (through rtmpgate and directly on nginx), then the publisher; after
+# the publishers end (+3 s) stops the players and checks the decoded frames.
+# Several groups run at the same time (give each its own stream name); their
+# logs are NAME.1.*, NAME.2.*, ... Sets VAR to why it failed (empty if every
+# stream passed) and adds the failed streams' logs to CASE_LOGS. VAR must not
+# name one of stream_check's locals (name, groups, i, pid, rc, what, ...);
+# `why` is fine. The suite sets PUBLISH_SECS, SENT_FRAMES, MIN_PLAYER_FRAMES
+# and CASE_LOGS (run.sh, networks.sh). Environment given before the call
+# (`http_proxy=… stream_check …`) reaches every ffmpeg it starts.
+stream_check() {
+    local __svar="$1" name="$2"
+    shift 2
+    printf -v "$__svar" '%s' ""
+    if (($# == 0 || $# % 3 != 0)); then
+        printf -v "$__svar" '%s' "stream_check: URLs must come in groups of three"
+        return 0
+    fi
+    local groups=$(($# / 3)) i
+    local pfx=() pub_urls=() gate_urls=() direct_urls=()
+    local p_gates=() p_directs=() p_pubs=()
+    for ((i = 0; i < groups; i++)); do
+        if ((groups == 1)); then pfx+=("$name"); else pfx+=("$name.$((i + 1))"); fi
+        pub_urls+=("${@:3*i+1:1}")
+        gate_urls+=("${@:3*i+2:1}")
+        direct_urls+=("${@:3*i+3:1}")
+    done
+    local pid
+    for ((i = 0; i < groups; i++)); do
+        spawn_player pid 60 "${pfx[i]}.play_gate" "${gate_urls[i]}"
+        p_gates+=("$pid")
+        spawn_player pid 60 "${pfx[i]}.play_direct" "${direct_urls[i]}"
+        p_directs+=("$pid")
+    done
+    sleep 1.5 # let the players connect and subscribe before the first keyframe
+    for ((i = 0; i < groups; i++)); do
+        spawn_publisher pid 40 "${pfx[i]}.publish" "${pub_urls[i]}" "$PUBLISH_SECS"
+        p_pubs+=("$pid")
+    done
+    for pid in "${p_pubs[@]}"; do wait_exit "$pid" 35 || true; done
+    sleep 3 # let the last frames reach the players
+    stop_pids "${p_gates[@]}" "${p_directs[@]}" "${p_pubs[@]}"
+    local __why="" rc n_gate n_direct what
+    for ((i = 0; i < groups; i++)); do
+        rc=$(exit_code "${p_pubs[i]}")
+        n_gate=$(progress_frames "$WORK/${pfx[i]}.play_gate.progress" "$WORK/${pfx[i]}.play_gate.log")
+        n_direct=$(progress_frames "$WORK/${pfx[i]}.play_direct.progress" "$WORK/${pfx[i]}.play_direct.log")
+        log "${pfx[i]}: publish ${pub_urls[i]} rc=$rc, play ${gate_urls[i]}: frames decoded via rtmpgate=$n_gate direct=$n_direct (sent $SENT_FRAMES, need $MIN_PLAYER_FRAMES)"
+        what=""
+        if [[ "$rc" != 0 ]]; then
+            what="publisher ffmpeg (${pub_urls[i]}) exited with status $rc"
+        elif ((n_gate < MIN_PLAYER_FRAMES)); then
+            what="player via rtmpgate (${gate_urls[i]}) decoded $n_gate frames, want >= $MIN_PLAYER_FRAMES of $SENT_FRAMES"
+        elif ((n_direct < MIN_PLAYER_FRAMES)); then
+            what="direct player (${direct_urls[i]}) decoded $n_direct frames, want >= $MIN_PLAYER_FRAMES of $SENT_FRAMES"
+        fi
+        if [[ -n "$what" ]]; then
+            __why="${__why:+$__why; }$what"
+            CASE_LOGS+=("$WORK/${pfx[i]}.publish.log" "$WORK/${pfx[i]}.play_gate.log" "$WORK/${pfx[i]}.play_direct.log")
+        fi
+    done
+    printf -v "$__svar" '%s' "$__why"
+}
+
 # show_logs FILE...: tails of logs, for failure reports.
 show_logs() {
     local f
