@@ -209,15 +209,19 @@ pub struct Cli {
     )]
     pub upstream_proxy_protocol: Option<crate::proxy_protocol::ProxyVersion>,
 
-    /// Address ranges whose PROXY headers are believed, on listeners with
-    /// `?proxy_protocol=1`; connections from elsewhere are refused there.
-    /// [default: loopback and private ranges]
-    /// Example: --proxy-protocol-from 10.0.0.0/8,192.168.0.0/16
+    /// Your load balancers: addresses or CIDR ranges whose PROXY headers
+    /// (on listeners with `?proxy_protocol=1`) and, with
+    /// --rtmpt-forwarded-for, X-Forwarded-For headers are believed;
+    /// PROXY listeners refuse connections from elsewhere. Name only the
+    /// balancers: anyone listed can claim any client address. No ports.
+    /// [default: loopback only, 127.0.0.0/8,::1]
+    /// Example: --proxy-protocol-from 10.0.4.17,10.0.4.18
     #[arg(
         long,
         value_name = "CIDR",
         env = "RTMPGATE_PROXY_PROTOCOL_FROM",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = crate::proxy_protocol::parse_source
     )]
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
 
