@@ -225,8 +225,11 @@ pub struct Cli {
     )]
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
 
-    /// Most client connections at once from one client address; further
-    /// ones are closed at accept with a log line. 0 = no cap. [default: 0]
+    /// Most client connections at once from one client (an IPv4 address,
+    /// or an IPv6 /64: one subscriber's prefix); further ones are closed at
+    /// accept with a log line. Behind a balancer that sends no PROXY header
+    /// every client shares its address: raise this or use 0 (no cap).
+    /// [default: 64]
     #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS_PER_CLIENT")]
     pub max_connections_per_client: Option<usize>,
 
@@ -251,8 +254,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS")]
     pub rtmpt_max_sessions: Option<usize>,
 
-    /// RTMPT: most sessions open at once from one client address.
-    /// [default: 100]
+    /// RTMPT: most sessions open at once from one client (an IPv4
+    /// address, or an IPv6 /64). [default: 32]
     #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS_PER_CLIENT")]
     pub rtmpt_max_sessions_per_client: Option<usize>,
 

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::command::Command;
 use crate::config::TableLimits;
+use crate::limits::client_key;
 
 /// Random bytes in a session id: 128 bits from the OS CSPRNG, so ids cannot
 /// be guessed or enumerated.
@@ -41,6 +42,7 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     sessions: HashMap<String, Entry>,
+    /// Sessions per [`client_key`].
     per_client: HashMap<IpAddr, usize>,
 }
 
@@ -87,7 +89,8 @@ impl SessionTable {
         if inner.sessions.len() >= self.limits.max_sessions {
             return Err(OpenRefused::Full);
         }
-        let count = inner.per_client.entry(client).or_default();
+        // Counted per client (an IPv6 /64), bound to the exact address.
+        let count = inner.per_client.entry(client_key(client)).or_default();
         if *count >= self.limits.max_per_client {
             return Err(OpenRefused::ClientFull);
         }
@@ -166,7 +169,7 @@ impl SessionTable {
 }
 
 fn release(per_client: &mut HashMap<IpAddr, usize>, client: IpAddr) {
-    if let MapEntry::Occupied(mut slot) = per_client.entry(client) {
+    if let MapEntry::Occupied(mut slot) = per_client.entry(client_key(client)) {
         *slot.get_mut() -= 1;
         if *slot.get() == 0 {
             slot.remove();
@@ -225,6 +228,23 @@ mod tests {
         assert!(t.remove(&a));
         assert!(!t.remove(&a));
         t.insert(ip1, tx).unwrap();
+    }
+
+    #[test]
+    fn one_ipv6_slash_64_shares_the_session_cap_but_not_the_sessions() {
+        let t = table(10, 2);
+        let (tx, _rx) = mpsc::channel(1);
+        let a: IpAddr = "2001:db8:7:7::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:7:7:ffff::2".parse().unwrap();
+        let id = t.insert(a, tx.clone()).unwrap();
+        t.insert(b, tx.clone()).unwrap();
+        assert_eq!(t.insert(b, tx.clone()), Err(OpenRefused::ClientFull));
+        t.insert("2001:db8:7:8::1".parse().unwrap(), tx.clone())
+            .unwrap();
+        // Binding stays per exact address, and removal frees the /64's slot.
+        assert!(t.lookup(&id, b).is_none());
+        assert!(t.remove(&id));
+        t.insert(b, tx).unwrap();
     }
 
     #[test]
