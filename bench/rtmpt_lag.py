@@ -403,19 +403,40 @@ def table(path):
         cc = vals("rtmpdump", "client_cpu_pct", long_poll=lp)
         b = vals("rtmpdump", "bytes_per_reply", long_poll=lp)
         m = med(c)
-        verdict = ("target < 3%: " + ("PASS" if m is not None and m < 3 else "FAIL")) if lp == "200ms" else "(comparison)"
+        # A low CPU figure proves nothing if rtmpdump never played: every
+        # run must have downloaded the stream (RTMPDUMP_MIN_KB) through
+        # RTMPT requests, or the verdict fails.
+        runs = sel("rtmpdump", long_poll=lp)
+        short = [r.get("kbytes", 0) for r in runs
+                 if (r.get("kbytes") or 0) < RTMPDUMP_MIN_KB or not (r.get("requests") or 0) > 0]
+        if lp != "200ms":
+            verdict = "(comparison)"
+        elif short:
+            verdict = "target < 3%%: FAIL (rtmpdump did not play: %d of %d runs downloaded < %d kB %s)" % (
+                len(short), len(runs), RTMPDUMP_MIN_KB, listing(short, "%.0f"))
+        else:
+            verdict = "target < 3%: " + ("PASS" if m is not None and m < 3 else "FAIL")
         add(W % ("3. rtmpdump over rtmpt, long-poll %-5s: rtmpgate %% of a core" % lp, show(m, "%.2f") + " " + listing(c, "%.2f"), verdict))
         add(W % ("   requests/s | rtmpdump % core | avg bytes/reply", "%s | %s | %s" % (show(med(r), "%.0f"), show(med(cc), "%.1f"), show(med(b), "%.0f")),
                  listing(r, "%.0f")))
 
-    # 4. bulk publish
+    # 4. bulk publish. Via rtmpgate, MB/s is the bytes rtmpgate relayed
+    # upstream (its own counter) over the wall time, and a run counts only
+    # if ffmpeg exited 0 and rtmpgate relayed at least BULK_MIN_RELAYED of
+    # what was pushed; direct runs have no gateway counter (file bytes).
     bulk = {}
     for variant, label in (("direct", "rtmp:// direct to nginx"), ("rtmp", "rtmp:// via rtmpgate"),
                            ("rtmpt", "rtmpt:// via rtmpgate"), ("rtmpt_flush1", "rtmpt:// -rtmp_flush_interval 1")):
-        v = vals("bulk", "mb_s", variant=variant)
-        if not v:
+        runs = sel("bulk", variant=variant)
+        if not runs:
             continue
-        bulk[variant] = med(v)
+        v = [bulk_mb_s(r) for r in runs]
+        bulk[variant] = med(v) if all(x is not None for x in v) else None
+        if bulk[variant] is None:
+            add(W % ("4. bulk push, " + label, "FAIL", "%d of %d runs failed or relayed < %d%% of the bytes pushed: %s" % (
+                sum(x is None for x in v), len(v), round(BULK_MIN_RELAYED * 100),
+                " ".join("rc=%s relayed=%.0fMB pushed=%.0fMB" % (r.get("rc"), (r.get("gate_bytes_up") or 0) / 1e6,
+                                                                 (r.get("pushed_bytes") or 0) / 1e6) for r in runs))))
         extra = "CPU%% gate %s nginx %s" % (show(med(vals("bulk", "gate_cpu_pct", variant=variant)), "%.0f"),
                                          show(med(vals("bulk", "nginx_cpu_pct", variant=variant)), "%.0f"))
         if variant != "direct":
@@ -428,12 +449,15 @@ def table(path):
                     show(med(vals("bulk", "requests", variant=variant)), "%.0f"),
                     show(med(vals("bulk", "kb_per_request", variant=variant)), "%.0f"))
         add(W % ("4. bulk push MB/s, " + label, show(bulk[variant]) + " " + listing(v), extra))
-    if bulk.get("rtmp"):
-        for variant in ("rtmpt", "rtmpt_flush1"):
-            if bulk.get(variant) is not None:
-                ratio = bulk[variant] / bulk["rtmp"]
-                tgt = "target >= 0.9: " + ("PASS" if ratio >= 0.9 else "FAIL")
-                add(W % ("4. ratio %s / rtmp (medians)" % variant, "%.2f" % ratio, tgt))
+    for variant in ("rtmpt", "rtmpt_flush1"):
+        if variant not in bulk:
+            continue
+        if bulk.get("rtmp") and bulk.get(variant) is not None:
+            ratio = bulk[variant] / bulk["rtmp"]
+            tgt = "target >= 0.9: " + ("PASS" if ratio >= 0.9 else "FAIL")
+            add(W % ("4. ratio %s / rtmp (medians)" % variant, "%.2f" % ratio, tgt))
+        else:
+            add(W % ("4. ratio %s / rtmp (medians)" % variant, "n/a", "target >= 0.9: FAIL (a run above failed)"))
     for r in sel("bulk_file"):
         add(W % ("   bulk file MB (pushed %d times per run)" % r.get("passes", 1), show(r["mb"]), ""))
 
@@ -450,6 +474,70 @@ def table(path):
             add(W % ("5. same, HTTP connection closed after /open", "%.0f" % r["bytes_per_session"],
                      "session task + upstream conn only (%d sessions, fresh rtmpgate)" % r["opened"]))
     print("\n".join(out))
+    return sum("FAIL" in line for line in out)
+
+
+# Phase 3: a run in which rtmpdump downloaded less than this did not play
+# (1.5 Mbit/s for ~12 s is ~2,200 kB).
+RTMPDUMP_MIN_KB = 500
+# Phase 4: a run via rtmpgate counts only if it relayed at least this share
+# of the bytes pushed (RTMP chunking makes the relayed count differ slightly
+# from the FLV file size).
+BULK_MIN_RELAYED = 0.9
+
+
+def bulk_mb_s(r):
+    """MB/s of one bulk run, or None when it does not count."""
+    secs = r.get("seconds") or 0
+    if r.get("rc") != 0 or secs <= 0:
+        return None
+    if r.get("variant") == "direct":
+        return (r.get("pushed_bytes") or 0) / 1e6 / secs
+    relayed, pushed = r.get("gate_bytes_up") or 0, r.get("pushed_bytes") or 0
+    if pushed <= 0 or relayed < BULK_MIN_RELAYED * pushed:
+        return None
+    return relayed / 1e6 / secs
+
+
+def selftest():
+    """The verdicts can fail: rows from runs in which nothing was relayed
+    or rtmpdump never played must give FAIL, good rows PASS."""
+    import tempfile
+
+    def run(rows):
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+        import contextlib
+        import io
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            fails = table(f.name)
+        os.unlink(f.name)
+        return fails, buf.getvalue()
+
+    dump = lambda kb, req: {"test": "rtmpdump", "long_poll": "200ms", "rep": "1", "gate_cpu_pct": 0.1,
+                            "client_cpu_pct": 0.1, "req_per_s": req / 10.0, "kbytes": kb, "requests": req,
+                            "bytes_per_reply": 0}
+    bulk = lambda v, relayed, rc=0: {"test": "bulk", "variant": v, "rep": "1", "rc": rc, "seconds": 10.0,
+                                     "pushed_bytes": 1e9, "gate_bytes_up": relayed, "requests": 100,
+                                     "gate_cpu_pct": 1, "nginx_cpu_pct": 1, "gate_cpu_ms_per_mb": 1}
+    problems = []
+    fails, text = run([dump(0, 0)])
+    if not fails or "did not play" not in text:
+        problems.append("rtmpdump that downloaded nothing passed the CPU verdict:\n" + text)
+    fails, text = run([dump(2200, 300)])
+    if fails:
+        problems.append("a good rtmpdump run failed:\n" + text)
+    fails, text = run([bulk("rtmp", 1.01e9), bulk("rtmpt", 0)])
+    if not fails or "relayed < 90%" not in text:
+        problems.append("a bulk run that relayed nothing was counted:\n" + text)
+    fails, text = run([bulk("rtmp", 1.01e9), bulk("rtmpt", 1.0e9)])
+    if fails or "101.0" not in text:
+        problems.append("good bulk runs failed or MB/s is not relayed bytes / time:\n" + text)
+    for p in problems:
+        print("FAIL selftest: " + p)
+    print("rtmpt_lag selftest: %s" % ("FAIL" if problems else "ok"))
+    return 1 if problems else 0
 
 
 def main():
@@ -482,6 +570,8 @@ def main():
                    help="one TCP connection per request, closed after it; no idle rounds")
     s = sub.add_parser("table")
     s.add_argument("results")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any verdict is FAIL")
+    sub.add_parser("selftest", help="check that the table's verdicts can fail")
     a = p.parse_args()
     if a.cmd == "stamp":
         stamp(a.out, a.input)
@@ -492,7 +582,12 @@ def main():
     elif a.cmd == "sessions":
         sessions(a)
     elif a.cmd == "table":
-        table(a.results)
+        fails = table(a.results)
+        if fails and a.strict:
+            print("%d verdict(s) FAIL" % fails, file=sys.stderr)
+            sys.exit(1)
+    elif a.cmd == "selftest":
+        sys.exit(selftest())
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@
 #
 # Every process runs under `timeout -s TERM -k 5 N`, its PID is tracked and only
 # those PIDs are stopped at exit (helpers from tests/interop/lib.sh).
-# Exit status: 0, or 1 if a loadgen check failed and BENCH_STRICT=1, or if a
-# peer is missing under CI=true.
+# Exit status: 0, or 1 if a loadgen check failed or a hold run fell short
+# (BENCH_STRICT=0 reports them and exits 0: for a developer who wants the
+# figures anyway, never for CI), or if a peer is missing under CI=true.
 
 set -euo pipefail
 
@@ -84,7 +85,8 @@ LOADGEN_THREADS="${LOADGEN_THREADS:-2}"
 SINK_THREADS="${SINK_THREADS:-1}"
 PROXIES="${PROXIES:-rtmpgate haproxy stunnel}"
 OUT="${OUT:-$REPO_ROOT/bench/results/latest.md}"
-BENCH_STRICT="${BENCH_STRICT:-0}"
+# 1 (default): failed checks fail the run. 0: report them, exit 0.
+BENCH_STRICT="${BENCH_STRICT:-1}"
 LIFETIME=14400
 
 has() { [[ " $2 " == *" $1 "* ]]; }
@@ -549,7 +551,12 @@ main() {
     echo
     echo "loadgen checks: $RUNS runs, $FAILED_CHECKS failed, $HOLD_SHORT hold shortfalls"
     echo "report written to $OUT (raw: ${OUT%.md}.raw.txt); runtime $((SECONDS - t_start)) s"
-    if [[ "$BENCH_STRICT" == 1 ]] && ((FAILED_CHECKS + HOLD_SHORT > 0)); then
+    if ((FAILED_CHECKS + HOLD_SHORT > 0)); then
+        if [[ "$BENCH_STRICT" == 0 ]]; then
+            echo "BENCH_STRICT=0: exiting 0 despite $FAILED_CHECKS failed checks and $HOLD_SHORT hold shortfalls" >&2
+            return 0
+        fi
+        echo "FAIL: $FAILED_CHECKS failed checks, $HOLD_SHORT hold shortfalls (BENCH_STRICT=0 to report without failing)" >&2
         return 1
     fi
     return 0

@@ -1297,6 +1297,8 @@ pub async fn run(opts: Options) -> Report {
             key: pki.key.clone(),
         },
         max_connections: 100_000,
+        // Every soak client is 127.0.0.1: no per-client cap.
+        max_connections_per_client: 0,
         // Only the cert-reload fault reloads, explicitly.
         tls_reload_interval: Duration::from_secs(3600),
         ..Config::default()

@@ -242,20 +242,27 @@ pub struct Cli {
     )]
     pub upstream_proxy_protocol: Option<crate::proxy_protocol::ProxyVersion>,
 
-    /// Address ranges whose PROXY headers are believed, on listeners with
-    /// `?proxy_protocol=1`; connections from elsewhere are refused there.
-    /// [default: loopback and private ranges]
-    /// Example: --proxy-protocol-from 10.0.0.0/8,192.168.0.0/16
+    /// Your load balancers: addresses or CIDR ranges whose PROXY headers
+    /// (on listeners with `?proxy_protocol=1`) and, with
+    /// --rtmpt-forwarded-for, X-Forwarded-For headers are believed;
+    /// PROXY listeners refuse connections from elsewhere. Name only the
+    /// balancers: anyone listed can claim any client address. No ports.
+    /// [default: loopback only, 127.0.0.0/8,::1]
+    /// Example: --proxy-protocol-from 10.0.4.17,10.0.4.18
     #[arg(
         long,
         value_name = "CIDR",
         env = "RTMPGATE_PROXY_PROTOCOL_FROM",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = crate::proxy_protocol::parse_source
     )]
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
 
-    /// Most client connections at once from one client address; further
-    /// ones are closed at accept with a log line. 0 = no cap. [default: 0]
+    /// Most client connections at once from one client (an IPv4 address,
+    /// or an IPv6 /64: one subscriber's prefix); further ones are closed at
+    /// accept with a log line. Behind a balancer that sends no PROXY header
+    /// every client shares its address: raise this or use 0 (no cap).
+    /// [default: 64]
     #[arg(long, value_name = "N", env = "RTMPGATE_MAX_CONNECTIONS_PER_CLIENT")]
     pub max_connections_per_client: Option<usize>,
 
@@ -280,8 +287,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS")]
     pub rtmpt_max_sessions: Option<usize>,
 
-    /// RTMPT: most sessions open at once from one client address.
-    /// [default: 100]
+    /// RTMPT: most sessions open at once from one client (an IPv4
+    /// address, or an IPv6 /64). [default: 32]
     #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS_PER_CLIENT")]
     pub rtmpt_max_sessions_per_client: Option<usize>,
 

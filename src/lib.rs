@@ -22,7 +22,7 @@
 //! | [`config`] | merging flags, env, file and defaults into a validated [`config::Config`]; every room's settings types |
 //! | [`endpoint`] | listener and upstream URLs |
 //! | [`io`] | shared plumbing of the stream wrappers |
-//! | [`limits`] | per-client-address connection cap |
+//! | [`limits`] | what one client is (IPv4 address, IPv6 /64) and the per-client connection cap |
 //! | [`sniff`] | protocol detection from first bytes; replaying them |
 //! | [`tls`] | rustls server config, PEM loading, self-signed fallback, reload |
 //! | [`relay`] | bidirectional copy, half-close, idle timeout, byte counts |

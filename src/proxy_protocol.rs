@@ -18,15 +18,41 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// TLVs, but a load balancer's fit easily in this.
 const MAX_HEADER: usize = 1024;
 
-/// Load balancer address ranges trusted by default: loopback and private.
-pub const DEFAULT_TRUSTED: &[&str] = &[
-    "127.0.0.0/8",
-    "::1/128",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "fc00::/7",
-];
+/// Load balancer addresses trusted by default: loopback only (a balancer
+/// on the same host). Private ranges are not trusted by default: any host
+/// in them (another tenant's pod, a compromised box on the LAN) could then
+/// claim any client address, in logs, per-client caps and the PROXY header
+/// sent upstream. Operators name their balancers (`--proxy-protocol-from`).
+pub const DEFAULT_TRUSTED: &[&str] = &["127.0.0.0/8", "::1/128"];
+
+/// Why a `--proxy-protocol-from` entry was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SourceError {
+    /// An address with a port (`10.0.0.5:8080`): trust is per address, and
+    /// silently dropping the port (or the entry) would trust the wrong set.
+    #[error(
+        "`{0}` has a port; name the balancer's address or range without one (e.g. 10.0.0.5 or 10.0.0.0/24)"
+    )]
+    HasPort(String),
+    /// Neither an address nor a CIDR range.
+    #[error("`{0}` is not an IP address or CIDR range (e.g. 10.0.0.5 or 10.0.0.0/24)")]
+    Invalid(String),
+}
+
+/// Parses one trusted source: a CIDR range, or one address (a /32 or /128).
+pub fn parse_source(text: &str) -> Result<IpNet, SourceError> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    if text.parse::<SocketAddr>().is_ok() {
+        return Err(SourceError::HasPort(text.to_owned()));
+    }
+    Err(SourceError::Invalid(text.to_owned()))
+}
 
 /// Which PROXY protocol header to send upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -308,11 +334,39 @@ mod tests {
     }
 
     #[test]
-    fn trust_ranges() {
+    fn default_trust_is_loopback_only() {
         let ranges: Vec<IpNet> = DEFAULT_TRUSTED.iter().map(|r| r.parse().unwrap()).collect();
-        assert!(trusted("10.1.2.3".parse().unwrap(), &ranges));
+        assert!(trusted("127.0.0.1".parse().unwrap(), &ranges));
+        assert!(trusted("::1".parse().unwrap(), &ranges));
         assert!(trusted("::ffff:127.0.0.1".parse().unwrap(), &ranges));
+        // Private ranges must be named by the operator: any host there
+        // could otherwise claim any client address.
+        for private in ["10.1.2.3", "172.16.0.9", "192.168.1.1", "fd00::1"] {
+            assert!(
+                !trusted(private.parse().unwrap(), &ranges),
+                "{private} trusted by default"
+            );
+        }
         assert!(!trusted("203.0.113.7".parse().unwrap(), &ranges));
+    }
+
+    #[test]
+    fn sources_are_ranges_or_addresses_never_ip_port() {
+        assert_eq!(
+            parse_source("10.0.0.0/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(parse_source("10.0.0.5"), Ok("10.0.0.5/32".parse().unwrap()));
+        assert_eq!(parse_source(" ::1 "), Ok("::1/128".parse().unwrap()));
+        for with_port in ["10.0.0.5:8080", "[::1]:443"] {
+            let err = parse_source(with_port).unwrap_err();
+            assert_eq!(err, SourceError::HasPort(with_port.into()));
+            assert!(err.to_string().contains("without one"), "{err}");
+        }
+        assert!(matches!(
+            parse_source("lb.example"),
+            Err(SourceError::Invalid(_))
+        ));
     }
 
     #[tokio::test]

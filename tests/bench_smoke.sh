@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Smoke test of the proxy benchmark (bench/run.sh): every workload against
+# Smoke test of the proxy benchmark (bench/run.sh), after a check that the
+# bench/rtmpt.sh verdicts can fail (bench/rtmpt_lag.py selftest): every workload against
 # rtmpgate, HAProxy and stunnel with tiny sizes (one repetition), then checks
 # that every table cell got a number and that every loadgen check passed.
 # No timing is asserted. Well under 90 s after the build.
@@ -13,6 +14,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# bench/rtmpt.sh's verdicts must be able to fail (no peers needed).
+python3 "$ROOT/bench/rtmpt_lag.py" selftest || { echo "FAIL bench_smoke: rtmpt_lag selftest"; exit 1; }
 OUTDIR="$(mktemp -d "${TMPDIR:-/tmp}/bench-smoke.XXXXXX")"
 trap 'rm -rf "$OUTDIR"' EXIT
 

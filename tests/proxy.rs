@@ -17,6 +17,12 @@ const RTMP: &str = "rtmp://127.0.0.1:0";
 const RTMP_PP: &str = "rtmp://127.0.0.1:0?proxy_protocol=1";
 const RTMPS_PP: &str = "rtmps://127.0.0.1:0?proxy_protocol=1";
 
+/// The test's balancer is this host: named explicitly, as an operator must
+/// name theirs (the default trusts loopback only, never private ranges).
+fn trust_balancer(c: &mut rtmpgate::config::Config) {
+    c.proxy_protocol_from = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
 fn c0c1(seed: u64) -> Vec<u8> {
     [&[RTMP_VERSION][..], &handshake_block(0, seed)].concat()
 }
@@ -75,6 +81,7 @@ async fn upstream_gets_exact_v1_and_v2_headers_then_the_stream() {
 async fn trusted_balancer_header_names_the_real_client_upstream() {
     let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
     let gw = start_gateway(&[RTMP_PP], upstream.addr, |c| {
+        trust_balancer(c);
         c.upstream_proxy_protocol = Some(ProxyVersion::V1);
     })
     .await;
@@ -98,6 +105,7 @@ async fn trusted_balancer_header_names_the_real_client_upstream() {
 async fn proxy_header_before_tls_on_rtmps() {
     let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
     let gw = start_gateway(&[RTMPS_PP], upstream.addr, |c| {
+        trust_balancer(c);
         c.upstream_proxy_protocol = Some(ProxyVersion::V2);
     })
     .await;
@@ -151,7 +159,7 @@ async fn untrusted_or_missing_header_closes_only_the_offender() {
 #[tokio::test]
 async fn garbage_instead_of_header_is_refused() {
     let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
-    let gw = start_gateway(&[RTMP_PP], upstream.addr, |_| {}).await;
+    let gw = start_gateway(&[RTMP_PP], upstream.addr, trust_balancer).await;
     let mut client = connect_tcp(gw.rtmp()).await;
     // An RTMP client that does not know about the balancer.
     client.write_all(&c0c1(1)).await.unwrap();
@@ -166,6 +174,7 @@ async fn garbage_instead_of_header_is_refused() {
 async fn per_client_cap_counts_the_real_client() {
     let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
     let gw = start_gateway(&[RTMP_PP], upstream.addr, |c| {
+        trust_balancer(c);
         c.max_connections_per_client = 1;
     })
     .await;

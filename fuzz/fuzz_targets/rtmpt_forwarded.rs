@@ -1,6 +1,7 @@
 //! `rtmpt::forwarded::client` on arbitrary X-Forwarded-For values: never
 //! panics; an untrusted peer is always returned unchanged; otherwise the
-//! answer is the peer itself or an address that appears in the headers.
+//! answer is the peer itself or an address that appears in the headers
+//! (the peer when an entry between it and the client cannot be read).
 //!
 //! Input: byte 0 picks the peer (trusted or not, v4 or v6), the rest is split
 //! on '\n' into header values (each value that `HeaderValue::from_bytes`
@@ -17,10 +18,10 @@ use rtmpgate::proxy_protocol::{DEFAULT_TRUSTED, trusted};
 use rtmpgate::rtmpt::forwarded::client;
 
 const PEERS: [&str; 4] = [
-    "10.1.1.1:5000",
+    "127.0.0.1:5000",
     "198.51.100.1:5000",
     "[::1]:5000",
-    "[::ffff:192.168.1.1]:5000",
+    "[::ffff:127.0.0.1]:5000",
 ];
 
 fuzz_target!(|input: &[u8]| {

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -48,7 +47,7 @@ pub(super) struct FileConfig {
     pub(super) rtmpt_forwarded_for: Option<bool>,
     pub(super) admin: Option<std::net::SocketAddr>,
     pub(super) upstream_proxy_protocol: Option<ProxyVersion>,
-    pub(super) proxy_protocol_from: Option<Vec<IpNet>>,
+    pub(super) proxy_protocol_from: Option<Vec<String>>,
     pub(super) replica_tag: Option<String>,
     pub(super) auth_webhook: Option<String>,
     pub(super) auth_timeout: Option<String>,

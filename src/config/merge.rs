@@ -12,6 +12,7 @@ use super::{CertPair, Config, ConfigError, Timeouts, TlsSource, UpstreamPins, Up
 use crate::cli::Cli;
 use crate::endpoint::UrlError;
 use crate::overload::OverloadLimits;
+use crate::proxy_protocol::parse_source;
 use crate::routes::RouteRule;
 
 impl Config {
@@ -297,8 +298,17 @@ impl Config {
             proxy_protocol_from: if !cli.proxy_protocol_from.is_empty() {
                 cli.proxy_protocol_from.clone()
             } else {
-                file.proxy_protocol_from
-                    .unwrap_or(defaults.proxy_protocol_from)
+                match &file.proxy_protocol_from {
+                    Some(entries) => entries
+                        .iter()
+                        .map(|e| parse_source(e))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| ConfigError::Invalid {
+                            setting: "proxy_protocol_from",
+                            why: e.to_string(),
+                        })?,
+                    None => defaults.proxy_protocol_from,
+                }
             },
             auth,
         };

@@ -75,7 +75,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Cap on concurrently served client connections.
     pub max_connections: usize,
-    /// Cap per client address (0 = none).
+    /// Cap per client (IPv4 address or IPv6 /64; 0 = none).
     pub max_connections_per_client: usize,
     /// HTTP tunnel settings.
     pub rtmpt: RtmptSettings,
@@ -115,7 +115,10 @@ impl Default for Config {
             tls13_tickets: 0,
             timeouts: Timeouts::default(),
             max_connections: 10_000,
-            max_connections_per_client: 0,
+            // Twice the RTMPT session cap, so a client at that cap still
+            // has a request connection per session and a spare; far above
+            // the few streams one publisher sends (README "Per-client caps").
+            max_connections_per_client: 64,
             rtmpt: RtmptSettings::default(),
             overload: OverloadLimits::default(),
             admin: None,

@@ -269,3 +269,48 @@ fn upstream_pins_from_flags_env_names_and_file() {
     let e = Config::from_sources(&cli(&["--config", path, "--upstream-pin", "x.pem"])).unwrap_err();
     assert!(e.to_string().contains("exclude each other"), "{e}");
 }
+
+#[test]
+fn proxy_protocol_from_defaults_to_loopback_and_refuses_ports() {
+    let c = Config::from_sources(&Cli::default()).unwrap();
+    let shown: Vec<String> = c
+        .proxy_protocol_from
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        shown,
+        ["127.0.0.0/8", "::1/128"],
+        "no private range by default"
+    );
+
+    let c =
+        Config::from_sources(&cli(&["--proxy-protocol-from", "10.0.4.17,10.0.8.0/24"])).unwrap();
+    let shown: Vec<String> = c
+        .proxy_protocol_from
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(shown, ["10.0.4.17/32", "10.0.8.0/24"]);
+
+    let e = Cli::try_parse_from(["rtmpgate", "--proxy-protocol-from", "10.0.4.17:8080"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has a port"), "{e}");
+
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-ppf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        "proxy_protocol_from = [\"10.0.4.17\", \"10.0.4.18:443\"]\n",
+    )
+    .unwrap();
+    let e = Config::from_sources(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("proxy_protocol_from") && e.contains("has a port"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

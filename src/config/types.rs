@@ -111,7 +111,11 @@ impl Default for RtmptSettings {
         Self {
             limits: TableLimits {
                 max_sessions: 10_000,
-                max_per_client: 100,
+                // One publisher or player holds one session; 32 leaves room
+                // for a small NAT'd office while capping what one address
+                // can pin (each session buffers up to 256 KiB plus its
+                // upstream socket). README "Per-client caps".
+                max_per_client: 32,
                 expiry: Duration::from_secs(30),
                 bind_client: true,
             },
@@ -137,7 +141,7 @@ impl Default for RtmptSettings {
 pub struct TableLimits {
     /// Sessions in total.
     pub max_sessions: usize,
-    /// Sessions opened from one client address.
+    /// Sessions opened from one client (IPv4 address or IPv6 /64).
     pub max_per_client: usize,
     /// A session with no request for this long is dropped.
     pub expiry: Duration,

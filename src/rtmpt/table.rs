@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::command::Command;
 use crate::config::TableLimits;
+use crate::limits::client_key;
 
 /// Random bytes in a session id: 128 bits from the OS CSPRNG, so ids cannot
 /// be guessed or enumerated.
@@ -47,6 +48,7 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     sessions: HashMap<String, Entry>,
+    /// Sessions per [`client_key`].
     per_client: HashMap<IpAddr, usize>,
 }
 
@@ -99,7 +101,8 @@ impl SessionTable {
         if inner.sessions.len() >= self.limits.max_sessions {
             return Err(OpenRefused::Full);
         }
-        let count = inner.per_client.entry(client).or_default();
+        // Counted per client (an IPv6 /64), bound to the exact address.
+        let count = inner.per_client.entry(client_key(client)).or_default();
         if *count >= self.limits.max_per_client {
             return Err(OpenRefused::ClientFull);
         }
@@ -187,7 +190,7 @@ impl SessionTable {
 }
 
 fn release(per_client: &mut HashMap<IpAddr, usize>, client: IpAddr) {
-    if let MapEntry::Occupied(mut slot) = per_client.entry(client) {
+    if let MapEntry::Occupied(mut slot) = per_client.entry(client_key(client)) {
         *slot.get_mut() -= 1;
         if *slot.get() == 0 {
             slot.remove();
@@ -253,6 +256,23 @@ mod tests {
         assert!(t.remove(&a));
         assert!(!t.remove(&a));
         t.insert(ip1, tx, tok()).unwrap();
+    }
+
+    #[test]
+    fn one_ipv6_slash_64_shares_the_session_cap_but_not_the_sessions() {
+        let t = table(10, 2);
+        let (tx, _rx) = mpsc::channel(1);
+        let a: IpAddr = "2001:db8:7:7::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:7:7:ffff::2".parse().unwrap();
+        let id = t.insert(a, tx.clone(), tok()).unwrap();
+        t.insert(b, tx.clone(), tok()).unwrap();
+        assert_eq!(t.insert(b, tx.clone(), tok()), Err(OpenRefused::ClientFull));
+        t.insert("2001:db8:7:8::1".parse().unwrap(), tx.clone(), tok())
+            .unwrap();
+        // Binding stays per exact address, and removal frees the /64's slot.
+        assert!(t.lookup(&id, b).is_none());
+        assert!(t.remove(&id));
+        t.insert(b, tx, tok()).unwrap();
     }
 
     #[test]

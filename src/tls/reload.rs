@@ -6,6 +6,11 @@
 //! modification times or inotify events on the files) is what catches
 //! Kubernetes Secret volumes and cert-manager, which swap a `..data` symlink
 //! to a new directory: the paths stay the same, what they resolve to changes.
+//!
+//! Reading and parsing the files is blocking I/O: [`TlsReloader::watch`]
+//! runs it on tokio's blocking pool, never on a runtime worker, where a
+//! slow or stuck volume (NFS, a FUSE secret store) would stall every
+//! connection sharing that worker.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -132,17 +137,33 @@ impl TlsReloader {
             };
             #[cfg(not(unix))]
             let hangup = std::future::pending::<Option<()>>();
-            tokio::select! {
+            let job: fn(&Self) = tokio::select! {
                 () = stop.cancelled() => return,
                 _ = hangup => {
-                    if self.has_files() {
-                        let _ = self.reload("sighup");
-                    } else {
+                    if !self.has_files() {
                         tracing::info!("SIGHUP: no certificate files configured, nothing to reload");
+                        continue;
+                    }
+                    |r| {
+                        let _ = r.reload("sighup");
                     }
                 }
-                _ = tick.tick() => self.check(),
+                _ = tick.tick() => Self::check,
+            };
+            // A stuck read keeps its blocking thread, not this task: stop
+            // still ends the watch (the next check waits for it no more).
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.off_runtime(job) => {}
             }
+        }
+    }
+
+    /// Runs `job` (file reads, PEM parsing) on the blocking pool.
+    async fn off_runtime(self: &Arc<Self>, job: fn(&Self)) {
+        let me = Arc::clone(self);
+        if let Err(err) = tokio::task::spawn_blocking(move || job(&me)).await {
+            tracing::error!(%err, "TLS reload check failed; still serving the previous certificates");
         }
     }
 }
@@ -197,6 +218,68 @@ mod tests {
         assert!(
             text.contains("rtmpgate_tls_reloads_total{result=\"ok\"} 1"),
             "{text}"
+        );
+    }
+
+    /// A certificate read that never returns (here: a FIFO nobody writes,
+    /// as a hung network volume behaves) must not stall the runtime thread
+    /// the watcher runs on. A current-thread runtime makes it visible: a
+    /// blocking read on it stops every other task.
+    #[cfg(unix)]
+    #[test]
+    fn a_stuck_certificate_read_does_not_stall_the_runtime() {
+        let dir = std::env::temp_dir().join(format!("rtmpgate-reload-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, key_pem) = write_pair(&dir, "one.test");
+        let key = dir.join("tls.key");
+        let source = TlsSource::Files {
+            cert: dir.join("tls.crt"),
+            key: key.clone(),
+        };
+        let resolver = Arc::new(CertResolver::new(CertStore::load(&source, &[]).unwrap()));
+        let metrics = Arc::new(Metrics::default());
+        let r = Arc::new(TlsReloader::new(resolver, source, vec![], metrics));
+        std::fs::remove_file(&key).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo failed");
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let runtime = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let stop = CancellationToken::new();
+                // The first tick is at once: the watcher opens the FIFO.
+                let watch = tokio::spawn(r.watch(Duration::from_millis(10), stop.clone()));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = tx.send(());
+                stop.cancel();
+                let _ = watch.await;
+            });
+        });
+        let ran = rx.recv_timeout(Duration::from_secs(5)).is_ok();
+
+        // Release the reader either way: opening the FIFO read-write never
+        // blocks (Linux) and lets the reader's open return; put the real
+        // key back, then close, which gives the reader EOF.
+        let writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&key)
+            .unwrap();
+        std::fs::remove_file(&key).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        drop(writer);
+        runtime.join().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            ran,
+            "a blocked certificate read stalled the runtime thread for 5 s"
         );
     }
 }

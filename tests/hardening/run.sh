@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Hardening suite: slow-client attacks (slowhttptest) against rtmpgate's
+# Hardening suite: slow-client attacks (slowhttptest, and a slow reader of
+# real RTMPT sessions, slow_reader.py) against rtmpgate's
 # RTMPT listener, hyper's header-read timeout, and a TLS scan (testssl.sh) of
 # its RTMPS listener. Loopback only; every process is bounded (timeout) and
 # tracked by PID (tests/interop/lib.sh); the EXIT trap stops only those PIDs.
@@ -19,9 +20,10 @@
 # rtmps:// listener (ECDSA P-256 certificate from certs/make-dev-cert.sh, the
 # TLS scan target) and --admin (/metrics), relaying to a Python TCP echo
 # upstream (echo_upstream.py), so a legitimate RTMPT session can check a
-# round trip. --max-connections-per-client is 1000, above the attack's
-# connection count plus probes, so the attack reaches rtmpgate's timeouts
-# instead of being cut short by the per-client cap (it is one address).
+# round trip. --max-connections-per-client and
+# --rtmpt-max-sessions-per-client are 1000, above the attack's connection
+# and session counts plus probes, so the attack reaches rtmpgate's timeouts
+# instead of being cut short by the per-client caps (it is one address).
 #
 # Cases:
 #   header_timeout  raw socket: `POST /open/1 HTTP/1.1\r\n`, then nothing;
@@ -31,8 +33,21 @@
 #   slowloris       slowhttptest -H: 200 connections trickling header lines.
 #   slow_body       slowhttptest -B: 200 POST /open/1 with Content-Length 64
 #                   (the /open body limit) trickling the body.
-#   slow_read       slowhttptest -X: 200 connections, 3 pipelined requests
-#                   each, 512-1024 byte receive window, 32 bytes read per 5 s.
+#   slow_read       slow_reader.py: 200 connections, each with a 4 KiB
+#                   receive buffer, opening a real RTMPT session (POST
+#                   /open/1), sending 192 KiB that the echo upstream returns,
+#                   then 4 pipelined POST /idle whose replies carry it; the
+#                   first reply must be a 200 of >= 16 KiB (a large reply,
+#                   not a 405), then the client reads 1 byte/s. (slowhttptest
+#                   -X only GETs a URL: rtmpgate answers 405 at once, so it
+#                   never read slowly from a real reply.) Once all are set
+#                   up the reader holds them ATTACK_SECS more. Asserts (a)
+#                   and (c) below (timed from that moment), that >= 90% of
+#                   the connections got a large reply, and that rtmpgate's
+#                   sockets held >= 16 KiB of unsent replies (ss Send-Q)
+#                   meanwhile: the reader really was slow. Closed means
+#                   closed by rtmpgate (its metrics): the reader itself sees
+#                   the FIN only after the bytes queued before it.
 #   tls_scan        testssl --protocols --cipher-per-proto on the rtmps://
 #                   listener: only TLS 1.2 and 1.3, no weak suite.
 # Each attack runs for ATTACK_SECS (45 s, longer than the 30 s timeout) and
@@ -77,7 +92,7 @@ fail() {
 # ---------------------------------------------------------------- peers ----
 
 ensure_hardening_peers() {
-    local cmds=(slowhttptest testssl curl python3 openssl timeout ps)
+    local cmds=(slowhttptest testssl curl python3 openssl timeout ps ss)
     local missing=() cmd
     for cmd in "${cmds[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
     ((${#missing[@]} == 0)) && return 0
@@ -87,7 +102,7 @@ ensure_hardening_peers() {
     if command -v apt-get >/dev/null 2>&1; then
         "${sudo[@]}" apt-get update || log "apt-get update failed"
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y \
-            slowhttptest testssl.sh curl python3 openssl coreutils procps || log "apt-get install failed"
+            slowhttptest testssl.sh curl python3 openssl coreutils procps iproute2 || log "apt-get install failed"
     else
         log "apt-get not available"
     fi
@@ -299,7 +314,96 @@ case_slow_body() {
 }
 
 case_slow_read() {
-    attack slow_read -X -k 3 -n 5 -z 32 -w 512 -y 1024
+    local name=slow_read out="$WORK/slow_read" rd="" base_active base_closed rss0
+    CASE_LOGS+=("$out.log")
+    base_active=$(active_conns)
+    base_closed=$(closed_conns)
+    rss0=$(proc_kb VmRSS)
+    log "$name: slow_reader.py, $ATTACK_CONNS sessions at $ATTACK_RATE/s for ${ATTACK_SECS}s (baseline: $base_active active)"
+    rm -f "$out.ready"
+    spawn rd $((ATTACK_SECS + 120)) "$out.log" python3 "$HARDENING_DIR/slow_reader.py" \
+        --port "$RTMPT_PORT" --conns "$ATTACK_CONNS" --rate "$ATTACK_RATE" --secs "$ATTACK_SECS" \
+        --ready "$out.ready"
+    CASE_PIDS+=("$rd")
+    local t0 el check_at=$((HEADER_TIMEOUT + 8)) peak_active=0 a at_check="" legit_ok=0 legit_fail=() r
+    local next_legit=3 sendq max_sendq=0 t_start setup_secs
+    t_start=$(date +%s)
+    # Set-up (sessions opened, large replies pending) takes a while; the
+    # clock of (a) and (c) starts once every connection is reading slowly.
+    while alive "$rd" && [[ ! -s $out.ready ]] && (($(date +%s) - t_start < 60)); do sleep 0.2; done
+    t0=$(date +%s)
+    setup_secs=$((t0 - t_start))
+    log "$name: set up in ${setup_secs}s: $(cat "$out.ready" 2>/dev/null || echo 'not ready')"
+    while alive "$rd"; do
+        el=$(($(date +%s) - t0))
+        a=$(active_conns)
+        ((a > peak_active)) && peak_active=$a
+        # Reply bytes rtmpgate wrote that the reader has not taken yet.
+        sendq=$(ss -tnH state established "( sport = :$RTMPT_PORT )" 2>/dev/null |
+            awk '{ s += $2 } END { printf "%d", s }')
+        ((sendq > max_sendq)) && max_sendq=$sendq
+        if [[ -z $at_check ]] && ((el >= check_at)); then at_check=$a; fi
+        if ((el >= next_legit && el < ATTACK_SECS - 2)); then
+            r=$(legit_session "$name.$el")
+            if [[ $r == ok* ]]; then
+                legit_ok=$((legit_ok + 1))
+                log "$name: t=${el}s legit RTMPT session ok (${r#ok } ms), $a rtmpt connections active, ${sendq} B unsent to the reader"
+            else
+                legit_fail+=("t=${el}s: ${r#fail }")
+                log "$name: t=${el}s legit RTMPT session FAILED: ${r#fail }"
+            fi
+            next_legit=$((next_legit + 8))
+        fi
+        sleep 1
+        ((el < ATTACK_SECS + 50)) || break
+    done
+    el=$(($(date +%s) - t0))
+    local after_active=0 i
+    for ((i = 0; i < 50; i++)); do
+        after_active=$(active_conns)
+        ((after_active <= base_active)) && break
+        sleep 0.1
+    done
+    [[ -n $at_check ]] || at_check=$after_active
+    local closed_delta=$(($(closed_conns) - base_closed)) rss1 hwm1
+    rss1=$(proc_kb VmRSS)
+    hwm1=$(proc_kb VmHWM)
+    # The reader's own view (last line of its output, JSON).
+    local opened=0 large=0 eof=0 held=0 errors=""
+    read -r opened large eof held errors < <(tail -n 1 "$out.log" | python3 -c '
+import json, sys
+try:
+    d = json.loads(sys.stdin.read())
+except ValueError:
+    print("0 0 0 0 no-JSON-from-slow_reader.py"); sys.exit()
+print(d["opened"], d["large"], d["eof"], d["held"], "; ".join(d["errors"]).replace(" ", "_") or "-")') || true
+    local line
+    line=$(printf '%-10s slow_reader: %s/%s sessions opened, %s large replies (set up in %ss), reader saw %s EOF, %s open on its side at the end; rtmpgate (over a baseline of %s): peak %s, %s still open %ss after set-up, %s left after the reader exited, %s closed, peak unsent %s B; legit sessions %d ok of %d; RSS %d->%d MiB, HWM %d MiB' \
+        "$name" "$opened" "$ATTACK_CONNS" "$large" "$setup_secs" "$eof" "$held" "$base_active" \
+        $((peak_active - base_active)) $((at_check - base_active)) "$check_at" $((after_active - base_active)) \
+        "$closed_delta" "$max_sendq" "$legit_ok" "$((legit_ok + ${#legit_fail[@]}))" \
+        $((rss0 / 1024)) $((rss1 / 1024)) $((hwm1 / 1024)))
+    SUMMARY+=("$line")
+    log "$line"
+
+    local why=()
+    ((large * 10 >= ATTACK_CONNS * 9)) ||
+        why+=("only $large of $ATTACK_CONNS connections got a large reply to read slowly (opened $opened; errors: ${errors//_/ })")
+    ((max_sendq >= 16384)) || why+=("rtmpgate never had more than $max_sendq B of replies unsent: the reader was not slow")
+    ((${#legit_fail[@]} == 0 && legit_ok >= 1)) ||
+        why+=("legitimate RTMPT sessions during the attack: $legit_ok ok, failed: ${legit_fail[*]:-none}")
+    ((at_check - base_active <= ATTACK_CONNS / 10)) ||
+        why+=("$((at_check - base_active)) slow readers still connected in rtmpgate ${check_at}s after set-up: it did not close them")
+    ((closed_delta * 10 >= ATTACK_CONNS * 9)) || why+=("rtmpgate counted only $closed_delta closed connections")
+    ((after_active <= base_active + 2)) ||
+        why+=("$((after_active - base_active)) connections still active in rtmpgate 5 s after the reader exited (leaked)")
+    ((hwm1 / 1024 <= RSS_MAX_MB)) || why+=("rtmpgate peak RSS $((hwm1 / 1024)) MiB > $RSS_MAX_MB MiB")
+    alive "$RTMPGATE_PID" || why+=("rtmpgate exited")
+    if ((${#why[@]} > 0)); then
+        fail "$name" "$(printf '%s; ' "${why[@]}" | sed 's/; $//')"
+    else
+        pass "$name"
+    fi
 }
 
 case_header_timeout() {
@@ -405,7 +509,8 @@ main() {
         --listen "rtmpt://127.0.0.1:$RTMPT_PORT" --listen "rtmps://127.0.0.1:$RTMPS_PORT" \
         --tls-cert "$WORK/certs/dev.crt" --tls-key "$WORK/certs/dev.key" \
         --upstream "rtmp://127.0.0.1:$UPSTREAM_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
-        --max-connections-per-client "$PER_CLIENT_CAP" --drain-timeout 1s ||
+        --max-connections-per-client "$PER_CLIENT_CAP" \
+        --rtmpt-max-sessions-per-client "$PER_CLIENT_CAP" --drain-timeout 1s ||
         die "rtmpgate did not start"
     # start_gate tracks the timeout's PID; rtmpgate is its child (env execs it).
     GATE_REAL_PID=$(ps -o pid= --ppid "$RTMPGATE_PID" | tr -d ' ' | head -n 1)

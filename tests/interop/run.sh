@@ -328,7 +328,7 @@ case_proxy_protocol_v1_nginx() {
     CASE_PIDS+=("$ngx")
     wait_port "$n_pp" "$ngx" 5 || { fail "$name" "nginx-rtmp does not listen on its proxy_protocol port $n_pp"; return 0; }
     if ! start_gate gate "$name.gate" "$g_port" \
-        --listen "rtmp://127.0.0.1:$g_port?proxy_protocol=1" \
+        --listen "rtmp://127.0.0.1:$g_port?proxy_protocol=1" --proxy-protocol-from 127.0.0.1 \
         --upstream "rtmp://127.0.0.1:$n_pp" --upstream-proxy-protocol v1 --drain-timeout 1s; then
         CASE_PIDS+=("$gate")
         fail "$name" "rtmpgate with ?proxy_protocol=1 and --upstream-proxy-protocol v1 did not start"

@@ -537,7 +537,7 @@ rtmpt_stream() {
 # shows that requests really are routed one by one.
 case_haproxy_sticky() {
     local name=haproxy_sticky why secs=8
-    start_replicas "$name" "?proxy_protocol=1" || { fail "$name" "replicas did not start"; return 0; }
+    start_replicas "$name" "?proxy_protocol=1" --proxy-protocol-from 127.0.0.1 || { fail "$name" "replicas did not start"; return 0; }
     start_haproxy "$name.haproxy" || { fail "$name" "haproxy did not start"; return 0; }
     probe_sessions why "$name" "http://127.0.0.1:$H_HTTP"
     [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
@@ -589,7 +589,7 @@ case_haproxy_sticky() {
 # HAProxy and directly from nginx-rtmp.
 case_haproxy_tcp_frontends() {
     local name=haproxy_tcp_frontends secs=8
-    start_replicas "$name" "?proxy_protocol=1" || { fail "$name" "replicas did not start"; return 0; }
+    start_replicas "$name" "?proxy_protocol=1" --proxy-protocol-from 127.0.0.1 || { fail "$name" "replicas did not start"; return 0; }
     start_haproxy "$name.haproxy" || { fail "$name" "haproxy did not start"; return 0; }
     wait_haproxy_state rtmpgate_rtmps r0 '^UP$' 5 || true
     local p_gate p_direct p_pub rc
@@ -628,7 +628,7 @@ case_haproxy_tcp_frontends() {
 # there), then an rtmpt publish + rtmpt play through nginx.
 case_nginx_tag_routing() {
     local name=nginx_tag_routing why secs=8
-    start_replicas "$name" "" --rtmpt-max-sessions-per-client 10000 ||
+    start_replicas "$name" "" --rtmpt-max-sessions-per-client 10000 --max-connections-per-client 0 ||
         { fail "$name" "replicas did not start"; return 0; }
     start_balancer_nginx "$name.nginx" || { fail "$name" "nginx (http balancer) did not start"; return 0; }
     local base="http://127.0.0.1:$B_HTTP"
@@ -695,7 +695,7 @@ case_nginx_tag_routing() {
 # (status 0) once its session ends, well before --drain-timeout (60 s).
 case_drain_one_replica() {
     local name=drain_one_replica secs1=12 secs2=8
-    start_replicas "$name" "?proxy_protocol=1" || { fail "$name" "replicas did not start"; return 0; }
+    start_replicas "$name" "?proxy_protocol=1" --proxy-protocol-from 127.0.0.1 || { fail "$name" "replicas did not start"; return 0; }
     start_haproxy "$name.haproxy" || { fail "$name" "haproxy did not start"; return 0; }
     local base="http://127.0.0.1:$H_HTTP"
     local p_d1 p_d2 p_pub1 p_pub2
@@ -804,7 +804,7 @@ case_drain_one_replica() {
 # works.
 case_kill_one_replica() {
     local name=kill_one_replica secs=12 secs3=8
-    start_replicas "$name" "?proxy_protocol=1" || { fail "$name" "replicas did not start"; return 0; }
+    start_replicas "$name" "?proxy_protocol=1" --proxy-protocol-from 127.0.0.1 || { fail "$name" "replicas did not start"; return 0; }
     start_haproxy "$name.haproxy" || { fail "$name" "haproxy did not start"; return 0; }
     local p_k1 p_k2 p_k3 p_pub1 p_pub2 p_pub3
     spawn_player p_k1 60 "$name.play_direct1" "rtmp://127.0.0.1:$NGINX_PORT/live/k1"
