@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::buffers::ReadAhead;
@@ -220,9 +220,6 @@ fn tls_failure_reason(err: &std::io::Error) -> &'static str {
     }
 }
 
-/// The answer to an RTMPT request while stream authorization is on.
-const RTMPT_FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 62\r\nConnection: close\r\n\r\nRTMPT is not served with stream authorization; use rtmp(s)://\n";
-
 /// Who a client is: its addresses and, over TLS, the server name it asked
 /// for.
 struct Who {
@@ -291,26 +288,17 @@ where
             }
             return relay_to_upstream(ctx, client, first, protocol, addrs, sni).await;
         }
-        Sniffed::Http if ctx.auth.is_enabled() => {
-            // The RTMPT session task does not pass its bytes through the
-            // stream gate yet: refuse rather than let a tunnelled publish
-            // past authorization.
-            tracing::warn!(
-                "RTMPT is not served while stream authorization is on; use rtmp:// or rtmps://"
-            );
-            let _ =
-                tokio::time::timeout(relay::CLOSE_GRACE, client.write_all(RTMPT_FORBIDDEN)).await;
-            "rtmpt_with_auth"
-        }
         Sniffed::Http => {
             // ffmpeg writes request head and body separately; without
             // quick ACKs each request stalls ~40 ms on delayed ACK.
             quickack.store(true, Relaxed);
+            let tunnel = rtmpt::Tunnel { protocol, sni };
             let end = Box::pin(rtmpt::serve_http(
                 ctx,
                 rt,
                 Rewind::new(first.freeze(), client),
                 addrs,
+                tunnel,
             ))
             .await;
             return Outcome::early(protocol, CloseReason::Http(end));

@@ -4,6 +4,7 @@
 //! refused one never does, and its client gets an `onStatus` error.
 
 mod common;
+mod rtmpt_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::amf0::{Value, object, string};
 use common::*;
 use rtmpgate::config::Config;
+use rtmpt_support::Tunnel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -363,23 +365,58 @@ async fn the_keys_file_reloads() {
     }
 }
 
+/// RTMPT and RTMPTS sessions pass the same gate: the session task sees the
+/// client's `/send` bodies. A publish split across two `/send`s is held
+/// until its second half and its decision; a refused one gets the
+/// `onStatus` in the `/send` reply and the session ends.
 #[tokio::test]
-async fn rtmpt_is_refused_while_auth_is_on() {
+async fn rtmpt_and_rtmpts_sessions_are_authorized() {
     let dir = TempDir::new("auth-keys");
     let keys = keys_file(&dir, "live/good\n");
-    let up = TestUpstream::start().await;
+    let mut up = TestUpstream::start().await;
     let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
-    let mut client = connect_tcp(gw.rtmp()).await;
-    client
-        .write_all(b"POST /open/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n\0")
-        .await
-        .unwrap();
-    let closed = read_until_closed(&mut client, LIMIT, "403").await;
-    assert!(
-        closed.bytes.starts_with(b"HTTP/1.1 403 "),
-        "{:?}",
-        String::from_utf8_lossy(&closed.bytes)
+    for tls in [false, true] {
+        for (key, allowed) in [("good", true), ("bad", false)] {
+            let mut t = if tls {
+                Tunnel::open_tls(gw.rtmps()).await
+            } else {
+                Tunnel::open_tcp(gw.rtmp()).await
+            };
+            t.rtmp_handshake().await;
+            let bytes = encode_messages(&publish_session("live", key, 16, 4));
+            let (first, second) = bytes.split_at(bytes.len() / 3);
+            let r1 = t.send_raw(first).await;
+            let r2 = t.send_raw(second).await;
+            let conn = up.next_conn().await;
+            if allowed {
+                r1.expect_status(200, "first half");
+                r2.expect_status(200, "second half");
+                let got = conn.wait_for_len(bytes.len(), LIMIT).await;
+                assert_bytes_eq("rtmpt, allowed", &got.bytes, &bytes);
+            } else {
+                let replies = [&r1, &r2].map(|r| String::from_utf8_lossy(&r.body).into_owned());
+                assert!(
+                    replies
+                        .iter()
+                        .any(|b| b.contains("NetStream.Publish.BadName")),
+                    "a /send reply carries the refusal: {replies:?}"
+                );
+                let seen = conn.wait_for_end(LIMIT).await.bytes;
+                let seen = String::from_utf8_lossy(&seen);
+                assert!(
+                    !seen.contains("bad"),
+                    "the upstream saw the refused name: {seen:?}"
+                );
+                let after = t.idle_raw().await;
+                assert_ne!(after.status, 200, "the session is over");
+            }
+        }
+    }
+    let denied = gw.metric(
+        "rtmpgate_rtmpt_sessions_closed_total",
+        &[("reason", "auth_denied")],
     );
+    assert_eq!(denied, 2.0);
 }
 
 // ---------------------------------------------------------------------------

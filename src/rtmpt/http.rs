@@ -27,6 +27,7 @@ use super::session::SessionStart;
 use super::table;
 use super::{HttpEnd, Rtmpt, forwarded, path, reply, session};
 use crate::context::{ClientAddrs, ServeContext};
+use crate::gate::ClientFacts;
 
 /// Largest body accepted for `/open`, `/idle` and `/close` (clients send one
 /// zero byte).
@@ -37,12 +38,22 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// hyper's read buffer cap: request heads are tiny; bodies stream through.
 const MAX_HTTP_BUF: usize = 64 * 1024;
 
+/// What the tunnel's connection says of the client, for the stream gate.
+#[derive(Debug, Clone)]
+pub(crate) struct Tunnel {
+    /// `rtmpt` or `rtmpts`.
+    pub(crate) protocol: &'static str,
+    /// The TLS server name the client asked for (RTMPTS).
+    pub(crate) sni: Option<String>,
+}
+
 /// Serves HTTP requests on one client connection until it closes.
 pub(crate) async fn serve_http<S>(
     ctx: &Arc<ServeContext>,
     rt: &Arc<Rtmpt>,
     io: S,
     addrs: ClientAddrs,
+    tunnel: Tunnel,
 ) -> HttpEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -52,13 +63,18 @@ where
     let service = {
         let ctx = Arc::clone(ctx);
         let rt = Arc::clone(rt);
+        let tunnel = Arc::new(tunnel);
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
             let rt = Arc::clone(&rt);
+            let tunnel = Arc::clone(&tunnel);
             // Counted when hyper hands the request over, before the handler
             // first runs: from here on it is in flight (see `conn`).
             let request = InFlight::start(Arc::clone(&conn_state));
-            async move { Ok::<_, Infallible>(handle(&ctx, &rt, addrs, &request, req).await) }
+            async move {
+                let at = (addrs, &*tunnel);
+                Ok::<_, Infallible>(handle(&ctx, &rt, at, &request, req).await)
+            }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -111,11 +127,11 @@ impl Drop for InFlight {
 async fn handle(
     ctx: &ServeContext,
     rt: &Rtmpt,
-    addrs: ClientAddrs,
+    (addrs, tunnel): (ClientAddrs, &Tunnel),
     request: &InFlight,
     req: Request<Incoming>,
 ) -> Response<ReplyBody> {
-    let (verb, res) = route(ctx, rt, addrs, &request.conn, request.index, req).await;
+    let (verb, res) = route(ctx, rt, (addrs, tunnel), &request.conn, request.index, req).await;
     ctx.metrics.rtmpt_request(verb, res.status().as_u16());
     if !res.status().is_success() {
         tracing::debug!(
@@ -130,7 +146,7 @@ async fn handle(
 async fn route(
     ctx: &ServeContext,
     rt: &Rtmpt,
-    addrs: ClientAddrs,
+    (addrs, tunnel): (ClientAddrs, &Tunnel),
     conn: &ConnState,
     index: u64,
     req: Request<Incoming>,
@@ -202,7 +218,7 @@ async fn route(
     }
     let res = match route {
         Route::Ident => unreachable!("answered above"),
-        Route::Open => open(ctx, rt, addrs, conn.id, req.into_body()).await,
+        Route::Open => open(ctx, rt, (addrs, tunnel), conn.id, req.into_body()).await,
         Route::Session { verb, id, seq } => {
             let id = id.to_owned();
             let at = Position {
@@ -237,7 +253,7 @@ const SMALL_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 async fn open(
     ctx: &ServeContext,
     rt: &Rtmpt,
-    addrs: ClientAddrs,
+    (addrs, tunnel): (ClientAddrs, &Tunnel),
     conn: u64,
     body: Incoming,
 ) -> Response<ReplyBody> {
@@ -296,6 +312,12 @@ async fn open(
         abort: ctx.abort.clone(),
         cancel,
         overload: Arc::clone(&ctx.overload),
+        auth: Arc::clone(&ctx.auth),
+        facts: ClientFacts {
+            addr: peer.ip(),
+            protocol: tunnel.protocol,
+            sni: tunnel.sni.clone(),
+        },
     };
     ctx.tasks.spawn(session::run(start));
     reply::opened(&id)

@@ -27,7 +27,7 @@ pub mod reply;
 pub mod session;
 pub mod table;
 
-pub(crate) use self::http::serve_http;
+pub(crate) use self::http::{Tunnel, serve_http};
 
 use std::sync::Arc;
 

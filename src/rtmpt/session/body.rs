@@ -47,15 +47,21 @@ impl Session {
         let mut pending = Bytes::new();
         let mut stall_at = Instant::now() + WRITE_STALL;
         let mut touched = Instant::now();
+        let mut body_done = false;
         loop {
+            if body_done && pending.is_empty() && !self.gated.waiting() {
+                return Ok(());
+            }
             let can_read = !self.upstream_eof && self.down.has_room();
+            let deciding = pending.is_empty() && self.gated.waiting();
             tokio::select! {
                 () = cancel.cancelled() => return Err(self.cancel_reason()),
-                frame = body.frame(), if pending.is_empty() => match frame {
-                    None => return Ok(()),
+                frame = body.frame(), if pending.is_empty() && !body_done => match frame {
+                    None => body_done = true,
                     Some(Ok(frame)) => {
                         if let Ok(data) = frame.into_data() {
-                            pending = data;
+                            // The stream gate decides how much may go up now.
+                            pending = self.gated.pass(data)?;
                             stall_at = Instant::now() + WRITE_STALL;
                         }
                         if touched.elapsed() >= TOUCH_EVERY {
@@ -68,6 +74,10 @@ impl Session {
                         return Err(SessionEnd::ClientError);
                     }
                 },
+                released = self.gated.released(), if deciding => {
+                    pending = released?;
+                    stall_at = Instant::now() + WRITE_STALL;
+                }
                 res = self.up_write.write(&pending), if !pending.is_empty() => match res {
                     Ok(n) if n > 0 => {
                         pending.advance(n);
@@ -91,7 +101,7 @@ impl Session {
                     );
                     return Err(SessionEnd::UpstreamWriteTimeout);
                 }
-                () = tokio::time::sleep_until(deadline), if pending.is_empty() => {
+                () = tokio::time::sleep_until(deadline), if pending.is_empty() && !body_done => {
                     tracing::warn!(timeout = ?BODY_TIMEOUT, "client stalled sending a body");
                     return Err(SessionEnd::ClientError);
                 }

@@ -52,6 +52,17 @@ impl DownBuffer {
         self.buf.capacity()
     }
 
+    /// The last `n` bytes held (those the latest read added).
+    pub(super) fn tail(&self, n: usize) -> &[u8] {
+        &self.buf[self.buf.len().saturating_sub(n)..]
+    }
+
+    /// Appends bytes rtmpgate itself sends the client (a small `onStatus`;
+    /// past the cap only by that much).
+    pub(super) fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// One read from `up` into the room left (at most [`READ_CHUNK`]).
     /// Cancel-safe: bytes are kept only when the read completes.
     pub(super) async fn read_from<R: AsyncRead + Unpin>(

@@ -3,11 +3,13 @@
 //! Owns everything that happens inside a session: applying requests in
 //! sequence order (with a small reorder window, `ordering`), replaying the
 //! cached reply to a duplicate, streaming `/send` bodies into the upstream
-//! (`body`, every write bounded), buffering server bytes up to a cap
+//! (`body`, every write bounded) through the stream gate (`gated`: held
+//! while a publish/play awaits authorization), buffering server bytes up to a cap
 //! (`buffer`; then not reading the upstream, so TCP backpressure reaches
 //! the server; the bytes held, cached reply included, are charged to
 //! [`crate::overload`]), the `/idle` long-poll, the delay byte, and the two
-//! log lines of a session (opened, closed with its `stats`). HTTP parsing
+//! log lines of a session (opened, closed with its `stats` and stream; why
+//! it ended is `end`). HTTP parsing
 //! is in [`super`]; which sessions exist is in [`super::table`].
 
 use std::collections::BTreeMap;
@@ -23,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 use super::command::{Command, Reply, Request};
 use super::path::Verb;
 use super::table::SessionTable;
+use crate::auth::Authorizer;
 use crate::config::SessionSettings;
+use crate::gate::ClientFacts;
 use crate::metrics::Metrics;
 use crate::overload::{Charge, Overload};
 use crate::relay::sleep_until_opt;
@@ -31,10 +35,14 @@ use crate::upstream::UpstreamStream;
 
 mod body;
 mod buffer;
+mod end;
+mod gated;
 mod ordering;
 mod stats;
 
 use self::buffer::DownBuffer;
+pub use self::end::SessionEnd;
+use self::gated::Gated;
 use self::stats::Stats;
 
 /// How long a missing sequence number may hold later requests before the
@@ -44,44 +52,6 @@ const GAP_TIMEOUT: Duration = Duration::from_secs(5);
 const START_GRACE: Duration = Duration::from_millis(100);
 /// Longest a client may take to deliver one `/send` body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why a session ended, for its log line and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// The client sent `/close`.
-    ClientClosed,
-    /// The upstream closed and every byte was delivered.
-    UpstreamClosed,
-    /// Writing to or reading from the upstream failed.
-    UpstreamError,
-    /// The upstream read nothing of a `/send` body for
-    /// [`body::WRITE_STALL`] (or past the body deadline).
-    UpstreamWriteTimeout,
-    /// A `/send` body failed or stalled.
-    ClientError,
-    /// The reaper dropped it after no request for the expiry time.
-    Expired,
-    /// A missing sequence number never arrived.
-    SequenceGap,
-    /// rtmpgate shut down.
-    Shutdown,
-}
-
-impl SessionEnd {
-    /// Label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientClosed => "client_closed",
-            Self::UpstreamClosed => "upstream_closed",
-            Self::UpstreamError => "upstream_error",
-            Self::UpstreamWriteTimeout => "upstream_write_timeout",
-            Self::ClientError => "client_error",
-            Self::Expired => "expired",
-            Self::SequenceGap => "sequence_gap",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
 
 /// Red5's adaptive polling hint: 1 while data flows, then 3, 5, 9, 0x11 and
 /// 0x21 after each further ten empty replies.
@@ -127,6 +97,10 @@ pub struct SessionStart {
     pub cancel: CancellationToken,
     /// Where the buffered server bytes are charged.
     pub overload: Arc<Overload>,
+    /// Stream authorization, and what it is told about the client.
+    pub auth: Arc<Authorizer>,
+    /// The client as the stream gate reports it (`rtmpt`/`rtmpts`, SNI).
+    pub facts: ClientFacts,
 }
 
 /// The session task's state.
@@ -154,6 +128,8 @@ struct Session {
     parked: Option<Parked>,
     empty_streak: u32,
     stats: Stats,
+    /// The client's bytes pass the stream gate on their way up.
+    gated: Gated,
 }
 
 /// Runs a session until it ends; removes it from the table and logs.
@@ -170,6 +146,8 @@ pub async fn run(start: SessionStart) {
         abort,
         cancel,
         overload,
+        auth,
+        facts,
     } = start;
     let started = Instant::now();
     tracing::info!(session = %short(&id), %client, "rtmpt session opened");
@@ -194,6 +172,7 @@ pub async fn run(start: SessionStart) {
         parked: None,
         empty_streak: 0,
         stats,
+        gated: Gated::new(auth, facts),
     };
     let end = s.serve(&mut commands).await;
     s.table.remove(&s.id);
@@ -213,10 +192,14 @@ pub async fn run(start: SessionStart) {
     let st = &s.stats;
     metrics.add_bytes(st.bytes_up, st.bytes_down);
     metrics.rtmpt_session_closed(end.as_str());
+    let names = s.gated.names();
     tracing::info!(
         session = %short(&s.id),
         %client,
         reason = end.as_str(),
+        app = names.app.as_deref(),
+        stream = names.stream.as_deref(),
+        call = names.call,
         bytes_in = st.bytes_up,
         bytes_out = st.bytes_down,
         requests = st.requests,
@@ -289,6 +272,7 @@ impl Session {
             }
             Ok(n) => {
                 self.stats.bytes_down += n as u64;
+                self.gated.observe_server(self.down.tail(n));
                 self.recharge();
                 Ok(())
             }
@@ -328,7 +312,18 @@ impl Session {
                 if let Some(body) = body
                     && let Err(end) = self.forward_body(body).await
                 {
-                    let _ = reply.send(Reply::Gone);
+                    // A refused client learns why in this reply, where
+                    // the server's stream allows it.
+                    match self.gated.refusal_bytes(self.down.is_empty()) {
+                        Some(status) if end == SessionEnd::AuthDenied => {
+                            self.down.push(&status);
+                            let r = self.take_reply();
+                            self.finish(seq, reply, r);
+                        }
+                        _ => {
+                            let _ = reply.send(Reply::Gone);
+                        }
+                    }
                     return Err(end);
                 }
                 let r = self.take_reply();
