@@ -61,6 +61,28 @@ fn chunk_reader_gives_the_same_messages_however_input_is_split() {
     }
 }
 
+/// The follower's seeds are whole client chunk streams: it reports the same
+/// commands whatever the split, at least one per seed, with no error.
+#[test]
+fn chunk_follower_agrees_however_input_is_split() {
+    use rtmpgate::rtmp::follow::Follower;
+    let follow = |data: &[u8], step: usize| {
+        let mut f = Follower::after(0);
+        let mut out = Vec::new();
+        for piece in data.chunks(step.max(1)) {
+            f.feed(piece, &mut out).expect("seed follows cleanly");
+        }
+        out
+    };
+    for (path, data) in seeds("rtmp_follow") {
+        let data = data.get(1..).unwrap_or_default();
+        let whole = follow(data, data.len());
+        assert!(!whole.is_empty(), "{}: no command followed", path.display());
+        assert_eq!(follow(data, 1), whole, "{}", path.display());
+        assert_eq!(follow(data, 13), whole, "{}", path.display());
+    }
+}
+
 #[test]
 fn amf0_round_trips_byte_exactly() {
     for (path, data) in seeds("amf0") {

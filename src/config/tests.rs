@@ -314,3 +314,57 @@ fn proxy_protocol_from_defaults_to_loopback_and_refuses_ports() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn auth_settings_from_flags_and_file() {
+    use crate::auth::LogKeyMode;
+    let c = Config::from_sources(&Cli::default()).unwrap();
+    assert!(c.auth.webhook_url.is_none() && c.auth.keys_file.is_none());
+    assert_eq!(c.auth.log_stream_key, LogKeyMode::Hash);
+    assert_eq!(c.auth.timeout, Duration::from_secs(5));
+
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        "auth_webhook = \"http://127.0.0.1:9/hook\"\nauth_timeout = \"2s\"\nauth_play = true\n\
+         auth_keys = \"/etc/keys\"\nlog_stream_key = \"plain\"\nauth_max_in_flight = 3\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let c = Config::from_sources(&cli(&["--config", path])).unwrap();
+    assert_eq!(
+        c.auth.webhook_url.as_deref(),
+        Some("http://127.0.0.1:9/hook")
+    );
+    assert_eq!(c.auth.timeout, Duration::from_secs(2));
+    assert!(c.auth.check_play && !c.auth.fail_open);
+    assert_eq!(c.auth.log_stream_key, LogKeyMode::Plain);
+    assert_eq!(c.auth.max_in_flight, 3);
+
+    let c = Config::from_sources(&cli(&[
+        "--config",
+        path,
+        "--auth-timeout",
+        "700ms",
+        "--log-stream-key",
+        "off",
+        "--auth-fail-open",
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.auth.timeout,
+        Duration::from_millis(700),
+        "flags beat the file"
+    );
+    assert_eq!(c.auth.log_stream_key, LogKeyMode::Off);
+    assert!(c.auth.fail_open);
+
+    std::fs::write(&file, "log_stream_key = \"loud\"\n").unwrap();
+    let e = Config::from_sources(&cli(&["--config", path])).unwrap_err();
+    assert!(e.to_string().contains("log_stream_key"), "{e}");
+    let e = Config::from_sources(&cli(&["--auth-timeout", "0s"])).unwrap_err();
+    assert!(e.to_string().contains("auth_timeout"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
