@@ -391,4 +391,10 @@ pub struct AuthArgs {
     /// or `off`. [default: hash]
     #[arg(long, value_name = "MODE", env = "RTMPGATE_LOG_STREAM_KEY")]
     pub log_stream_key: Option<LogKeyMode>,
+
+    /// Label bytes and active streams by `connect` app in /metrics
+    /// (`rtmpgate_app_bytes_total`, `rtmpgate_app_streams_active`); at most
+    /// 100 apps, never stream names.
+    #[arg(long, env = "RTMPGATE_METRICS_PER_APP")]
+    pub metrics_per_app: bool,
 }

@@ -102,6 +102,8 @@ pub(crate) async fn serve(
         .inc();
     ctx.metrics.add_bytes(outcome.up, outcome.down);
     let names = outcome.stream.unwrap_or_default();
+    let app = names.app.as_deref();
+    ctx.metrics.apps.add_bytes(app, outcome.up, outcome.down);
     info_unless_rtmpt!(
         outcome.protocol,
         protocol = outcome.protocol,
@@ -350,7 +352,8 @@ where
     };
     // Boxed: the gate's follower state is a few hundred bytes that plain
     // pipes need not carry.
-    let mut gate = Box::new(StreamGate::new(Arc::clone(&ctx.auth), facts));
+    let gate = StreamGate::new(Arc::clone(&ctx.auth), facts);
+    let mut gate = Box::new(gate.with_app_metrics(Arc::clone(&ctx.metrics.apps)));
     let mut server = Box::<ServerSide>::default();
     let watch = relay::Watch {
         up: &mut *gate,

@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app_metrics;
 pub mod auth;
 pub mod buffers;
 pub mod cli;

@@ -11,6 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+
+use crate::app_metrics::AppMetrics;
 use crate::auth::AuthMetrics;
 
 /// Labels for per-listener connection counts.
@@ -134,6 +137,8 @@ pub struct Metrics {
     pub overload_shed: Family<ShedLabels, Counter>,
     /// Stream authorization (`rtmpgate_auth_*`), recorded by the authorizer.
     pub auth: AuthMetrics,
+    /// Per-app bytes and active streams (`--metrics-per-app`).
+    pub apps: Arc<AppMetrics>,
 }
 
 impl Default for Metrics {
@@ -164,6 +169,7 @@ impl Default for Metrics {
             buffered_bytes: Gauge::default(),
             overload_shed: Family::default(),
             auth: AuthMetrics::default(),
+            apps: Arc::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -270,6 +276,7 @@ impl Default for Metrics {
             .set(1);
         registry.register("build_info", "rtmpgate version (value is 1)", build_info);
         m.auth.register(&mut registry);
+        m.apps.register(&mut registry);
         Self { registry, ..m }
     }
 }

@@ -84,6 +84,7 @@ impl Gateway {
     pub async fn bind(config: Config, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let tls = tls_state(&config, &metrics)?;
         let auth = Authorizer::build_with(&config.auth, metrics.auth.clone())?;
+        metrics.apps.enable(config.metrics_per_app);
         let pool = |urls: &[UpstreamUrl]| {
             Upstreams::new(
                 urls,

@@ -666,3 +666,39 @@ async fn routed_connections_are_authorized() {
         }
     }
 }
+
+/// `--metrics-per-app`: active streams and bytes by app, never by stream
+/// name; off by default.
+#[tokio::test]
+async fn per_app_metrics_are_opt_in_and_name_only_the_app() {
+    for per_app in [false, true] {
+        let mut up = TestUpstream::start().await;
+        let gw = gateway(&up, |c| c.metrics_per_app = per_app).await;
+        let (client, bytes) =
+            send_session(&gw, &publish_session("live", "secret-key", 17, 3)).await;
+        upstream_got_exactly(&mut up, &bytes).await;
+        let active = [("app", "live"), ("call", "publish")];
+        if per_app {
+            gw.wait_metric("rtmpgate_app_streams_active", &active, 1.0).await;
+        }
+        drop(client);
+        gw.wait_metric(
+            "rtmpgate_connections_closed_total",
+            &[("protocol", "rtmp"), ("reason", "client_closed")],
+            1.0,
+        )
+        .await;
+        let text = gw.metrics_text();
+        assert!(!text.contains("secret-key"), "no stream name in the metrics");
+        let up_bytes = gw.metric(
+            "rtmpgate_app_bytes_total",
+            &[("app", "live"), ("direction", "client_to_upstream")],
+        );
+        if per_app {
+            assert_eq!(gw.metric("rtmpgate_app_streams_active", &active), 0.0);
+            assert!(up_bytes >= bytes.len() as f64, "{up_bytes}");
+        } else {
+            assert!(!text.contains("app=\"live\""), "off by default:\n{text}");
+        }
+    }
+}

@@ -58,6 +58,7 @@ pub(super) struct FileConfig {
     pub(super) auth_cache_ttl: Option<String>,
     pub(super) auth_max_in_flight: Option<usize>,
     pub(super) log_stream_key: Option<String>,
+    pub(super) metrics_per_app: Option<bool>,
 }
 
 /// `upstream = "rtmp://…"` or `upstream = ["rtmp://a", "rtmp://b"]`.

@@ -311,6 +311,7 @@ impl Config {
                 }
             },
             auth,
+            metrics_per_app: cli.auth.metrics_per_app || file.metrics_per_app.unwrap_or(false),
         };
         config.validate()?;
         Ok(config)

@@ -91,6 +91,8 @@ pub struct Config {
     pub proxy_protocol_from: Vec<IpNet>,
     /// Stream authorization and stream names in logs.
     pub auth: AuthSettings,
+    /// Per-app bytes and active streams in the metrics.
+    pub metrics_per_app: bool,
 }
 
 impl Default for Config {
@@ -129,6 +131,7 @@ impl Default for Config {
                 .map(|r| r.parse().expect("built-in range parses"))
                 .collect(),
             auth: AuthSettings::default(),
+            metrics_per_app: false,
         }
     }
 }

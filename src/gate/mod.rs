@@ -26,6 +26,7 @@ use std::task::Context;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::app_metrics::{AppMetrics, StreamGuard};
 use crate::auth::{AuthRequest, Authorizer, Call};
 use crate::relay::{Inspect, Refused, Release};
 use crate::rtmp::follow::{Followed, Follower};
@@ -110,6 +111,10 @@ pub struct StreamGate {
     allowed: Vec<(Call, String)>,
     names: StreamNames,
     refusal: Option<Refusal>,
+    /// Per-app active streams, when counted.
+    apps: Option<Arc<AppMetrics>>,
+    /// This connection's stream in the per-app gauge.
+    active: Option<StreamGuard>,
 }
 
 impl StreamGate {
@@ -144,6 +149,24 @@ impl StreamGate {
             allowed: Vec::new(),
             names: StreamNames::default(),
             refusal: None,
+            apps: None,
+            active: None,
+        }
+    }
+
+    /// Counts the connection's stream in the per-app metrics once it passes.
+    pub fn with_app_metrics(mut self, apps: Arc<AppMetrics>) -> Self {
+        self.apps = Some(apps);
+        self
+    }
+
+    /// The stream went on to the upstream: count it (once per connection).
+    fn stream_passed(&mut self, call: Call) {
+        if self.active.is_none()
+            && let Some(apps) = &self.apps
+        {
+            let app = self.connected.as_ref().map(|c| c.app.as_str());
+            self.active = apps.stream_started(app, call.as_str());
         }
     }
 
@@ -202,10 +225,11 @@ impl StreamGate {
         };
         self.names.stream = self.auth.log_name(&name);
         self.names.call = Some(call.as_str());
-        if !self.auth.checks(call)
-            || self.is_allowed(call, &name)
-            || self.waiting.covers(call, &name)
-        {
+        if self.waiting.covers(call, &name) {
+            return Ok(());
+        }
+        if !self.auth.checks(call) || self.is_allowed(call, &name) {
+            self.stream_passed(call);
             return Ok(());
         }
         if self.waiting.len() >= MAX_WAITING {
@@ -297,6 +321,7 @@ impl Inspect for StreamGate {
                     latency_ms = d.latency.as_millis() as u64,
                     "stream authorized"
                 );
+                self.stream_passed(decided.call);
                 self.remember_allowed(decided.call, decided.name);
                 continue;
             }

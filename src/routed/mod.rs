@@ -116,7 +116,8 @@ where
         protocol,
         sni,
     };
-    let mut gate = Box::new(StreamGate::after_handshake(Arc::clone(&ctx.auth), facts));
+    let gate = StreamGate::after_handshake(Arc::clone(&ctx.auth), facts);
+    let mut gate = Box::new(gate.with_app_metrics(Arc::clone(&ctx.metrics.apps)));
     let mut server = Box::new(ServerSide::after_handshake());
     let watch = relay::Watch {
         up: &mut *gate,

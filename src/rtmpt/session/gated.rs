@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 
 use super::SessionEnd;
+use crate::app_metrics::AppMetrics;
 use crate::auth::Authorizer;
 use crate::gate::{ClientFacts, ServerSide, StreamGate, StreamNames, refusal_status};
 use crate::relay::{Inspect, Refused};
@@ -33,9 +34,9 @@ pub(super) struct Gated {
 }
 
 impl Gated {
-    pub(super) fn new(auth: Arc<Authorizer>, client: ClientFacts) -> Self {
+    pub(super) fn new(auth: Arc<Authorizer>, client: ClientFacts, apps: Arc<AppMetrics>) -> Self {
         Self {
-            gate: Box::new(StreamGate::new(auth, client)),
+            gate: Box::new(StreamGate::new(auth, client).with_app_metrics(apps)),
             server: ServerSide::default(),
             held: BytesMut::new(),
             written: 0,

@@ -172,7 +172,7 @@ pub async fn run(start: SessionStart) {
         parked: None,
         empty_streak: 0,
         stats,
-        gated: Gated::new(auth, facts),
+        gated: Gated::new(auth, facts, Arc::clone(&metrics.apps)),
     };
     let end = s.serve(&mut commands).await;
     s.table.remove(&s.id);
@@ -193,6 +193,9 @@ pub async fn run(start: SessionStart) {
     metrics.add_bytes(st.bytes_up, st.bytes_down);
     metrics.rtmpt_session_closed(end.as_str());
     let names = s.gated.names();
+    metrics
+        .apps
+        .add_bytes(names.app.as_deref(), st.bytes_up, st.bytes_down);
     tracing::info!(
         session = %short(&s.id),
         %client,
