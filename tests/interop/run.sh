@@ -740,6 +740,7 @@ case_auth_webhook_rtmps() {
 
     # /stat while the good stream is live (stream_check: players, 1.5 s, then
     # an 8 s publish).
+    # shellcheck disable=SC2016 # $1/$2 are the inner bash's arguments
     spawn statp 30 "$WORK/$name.stat.log" \
         bash -c 'sleep 5; exec curl -sS -m 5 -o "$1" "$2"' _ "$WORK/$name.stat.xml" "http://127.0.0.1:$sp/stat"
     CASE_PIDS+=("$statp")
