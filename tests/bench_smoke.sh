@@ -2,8 +2,9 @@
 # Smoke test of the proxy benchmark (bench/run.sh), after a check that the
 # bench/rtmpt.sh verdicts can fail (bench/rtmpt_lag.py selftest): every workload against
 # rtmpgate, HAProxy and stunnel with tiny sizes (one repetition), then checks
-# that every table cell got a number and that every loadgen check passed.
-# No timing is asserted. Well under 90 s after the build.
+# that every table cell got a number and that every loadgen check passed;
+# then bench/auth.sh (stream authorization) with tiny sizes, the same way.
+# No timing is asserted. Well under 2 minutes after the build.
 #
 #   bash tests/bench_smoke.sh
 #   RTMPGATE_BIN=... LOADGEN_BIN=... bash tests/bench_smoke.sh   (skip the build)
@@ -68,4 +69,28 @@ if grep '^| TLS .* resumed % |' "$OUTDIR/report.md" | grep -q '| 0.000 \|| 0 '; 
     fail "a proxy never resumed a session"
 fi
 
-echo "bench_smoke: passed ($rows rows, bench/run.sh took ${elapsed}s after the build)"
+# The stream authorization benchmark (bench/auth.sh), tiny: one latency run
+# and one bulk round per gate, every figure must be a number. Its peers
+# (ffmpeg, nginx-rtmp) are installed by it when missing, as in the interop
+# suite.
+auth_start=$SECONDS
+rc=0
+LAT_RUNS=1 ROUNDS=1 BENCH_SECS=1 \
+    timeout -s TERM -k 10 300 bash "$ROOT/bench/auth.sh" >"$OUTDIR/auth.txt" 2>"$OUTDIR/auth_err.txt" || rc=$?
+auth_elapsed=$((SECONDS - auth_start))
+auth_fail() {
+    printf 'FAIL bench_smoke: bench/auth.sh: %s\n' "$1"
+    echo "----- bench/auth.sh stdout (tail) -----"
+    tail -n 30 "$OUTDIR/auth.txt" || true
+    echo "----- bench/auth.sh stderr (tail) -----"
+    tail -n 40 "$OUTDIR/auth_err.txt" || true
+    exit 1
+}
+((rc == 0)) || auth_fail "exited with status $rc"
+grep -q '^auth bench: 4 runs, 0 failed$' "$OUTDIR/auth.txt" ||
+    auth_fail "$(grep '^auth bench' "$OUTDIR/auth.txt" || echo 'no summary line')"
+auth_rows=$(grep -c '^publish -> first frame\|^authorization round trip\|^webhook request\|^bulk rtmps push' "$OUTDIR/auth.txt" || true)
+((auth_rows == 5)) || auth_fail "$auth_rows of the 5 result rows"
+if grep -n 'nan' "$OUTDIR/auth.txt"; then auth_fail "a figure is not a number"; fi
+
+echo "bench_smoke: passed ($rows rows, bench/run.sh took ${elapsed}s after the build; bench/auth.sh ${auth_elapsed}s)"

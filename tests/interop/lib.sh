@@ -212,15 +212,16 @@ wait_port() {
 
 # ---------------------------------------------------------------- servers --
 
-# start_nginx_instance VAR DIR PORT [SERVER_EXTRA [RTMP_EXTRA [MAX_MESSAGE]]]:
-# an nginx-rtmp from nginx.conf.in in DIR (conf, error.log, stderr.log),
-# listening on 127.0.0.1:PORT (and whatever SERVER_EXTRA adds: more listen
-# lines, applications, access_log; RTMP_EXTRA goes in the rtmp block:
-# log_format). Stores the PID in VAR. Returns 1 (with the logs' tails on
+# start_nginx_instance VAR DIR PORT [SERVER_EXTRA [RTMP_EXTRA [MAX_MESSAGE
+# [MAIN_EXTRA]]]]: an nginx-rtmp from nginx.conf.in in DIR (conf,
+# error.log, stderr.log), listening on 127.0.0.1:PORT (and whatever
+# SERVER_EXTRA adds: more listen lines, applications, access_log;
+# RTMP_EXTRA goes in the rtmp block: log_format; MAIN_EXTRA at the top
+# level: an http block, another error_log). Stores the PID in VAR. Returns 1 (with the logs' tails on
 # stderr) if nginx refuses the configuration or does not listen.
 start_nginx_instance() {
     local __nvar="$1" __dir="$2" __port="$3" __server_extra="${4:-}" __rtmp_extra="${5:-}"
-    local __max_message="${6:-1M}" __npid
+    local __max_message="${6:-1M}" __main_extra="${7:-}" __npid
     printf -v "$__nvar" '%s' ""
     mkdir -p "$__dir/logs"
     sed -e "s|@MODULE@|$NGX_RTMP_MODULE|g" \
@@ -228,7 +229,8 @@ start_nginx_instance() {
         -e "s|@PORT@|$__port|g" \
         -e "s|@MAX_MESSAGE@|$__max_message|g" \
         "$INTEROP_LIB_DIR/nginx.conf.in" |
-        SERVER_EXTRA="$__server_extra" RTMP_EXTRA="$__rtmp_extra" awk '
+        SERVER_EXTRA="$__server_extra" RTMP_EXTRA="$__rtmp_extra" MAIN_EXTRA="$__main_extra" awk '
+            $1 == "@MAIN_EXTRA@" { if (ENVIRON["MAIN_EXTRA"] != "") print ENVIRON["MAIN_EXTRA"]; next }
             $1 == "@SERVER_EXTRA@" { if (ENVIRON["SERVER_EXTRA"] != "") print ENVIRON["SERVER_EXTRA"]; next }
             $1 == "@RTMP_EXTRA@" { if (ENVIRON["RTMP_EXTRA"] != "") print ENVIRON["RTMP_EXTRA"]; next }
             { print }' >"$__dir/nginx.conf"

@@ -16,7 +16,8 @@
 # nginx-rtmp. The last cases (PROXY protocol into nginx-rtmp, routing by app,
 # tcUrl rewrite, an RTMPS-only origin behind stunnel) start their own
 # nginx-rtmp / rtmpgate / stunnel / PROXY forwarder (proxy_forward.py) on
-# free ports and stop them when they end.
+# free ports and stop them when they end; so do the stream authorization
+# cases (--auth-webhook with examples/auth_webhook.py, --auth-keys).
 #
 # To add a case: write a function `case_NAME` that ends with `pass NAME` or
 # `fail NAME "why" LOGS...`, and append NAME to ALL_CASES. Helpers live in
@@ -31,7 +32,8 @@ ALL_CASES=(rtmps_publish_play rtmp_plain_publish_play rtmpdump_rtmps
     rtmpt_publish_play rtmpts_publish_play rtmpdump_rtmpt rtmpdump_rtmpts
     shared_port dedicated_tunnel_ports
     proxy_protocol_v1_nginx route_by_app route_tc_url_rewrite rtmps_only_origin
-    self_signed_origin_ca self_signed_origin_pin_sha256)
+    self_signed_origin_ca self_signed_origin_pin_sha256
+    auth_webhook_rtmps auth_keys_rtmp)
 
 FPS=25
 PUBLISH_SECS=8
@@ -649,6 +651,187 @@ case_self_signed_origin_ca() { self_signed_origin self_signed_origin_ca ca; }
 
 # o. The same origin trusted with --upstream-pin-sha256 (its public key).
 case_self_signed_origin_pin_sha256() { self_signed_origin self_signed_origin_pin_sha256 pin_sha256; }
+
+# ------------------------------------------------ stream authorization -----
+
+# ngx_stat_main DIR PORT: main-level directives for a case's own nginx-rtmp:
+# a debug error log (DIR/debug.log; Debian's nginx is built --with-debug)
+# and an http server on 127.0.0.1:PORT serving rtmp_stat at /stat, its temp
+# files and access log in DIR.
+ngx_stat_main() {
+    local d="$1" port="$2" t
+    printf 'error_log %s/debug.log debug;\nhttp {\n    access_log %s/http_access.log;\n' "$d" "$d"
+    for t in client_body proxy fastcgi uwsgi scgi; do printf '    %s_temp_path %s/%s;\n' "$t" "$d" "$t"; done
+    printf '    server {\n        listen 127.0.0.1:%s;\n        location /stat { rtmp_stat all; }\n    }\n}\n' "$port"
+}
+
+# secret_never_in WHY_VAR SECRET FILE...: sets WHY_VAR to the first FILE
+# that contains SECRET (fixed string); a FILE that does not exist is an
+# error too (a check on a missing log proves nothing).
+secret_never_in() {
+    local __kvar="$1" secret="$2" f
+    shift 2
+    printf -v "$__kvar" '%s' ""
+    for f in "$@"; do
+        if [[ ! -s "$f" ]]; then
+            printf -v "$__kvar" '%s' "$f is missing or empty, cannot check it for the refused key"
+            return 0
+        fi
+        if grep -a -q -F -- "$secret" "$f"; then
+            printf -v "$__kvar" '%s' "the refused key ${secret:0:3}… appears in $f: $(grep -a -F -m 1 -- "$secret" "$f" | cut -c1-200)"
+            return 0
+        fi
+    done
+}
+
+# auth_refusals NAME GATE_LOG N: why (on stdout) unless GATE_LOG has at
+# least N "stream refused" lines for publish and N closes as auth_denied.
+auth_refusals() {
+    local log_file="$2" n="$3" refused denied
+    refused=$(grep -a 'stream refused' "$log_file" | grep -a -c 'call="\?publish') || true
+    denied=$(grep -a 'connection closed' "$log_file" | grep -a -c 'reason="auth_denied"') || true
+    log "$1: rtmpgate logged $refused \"stream refused\" (publish), $denied closes with reason=\"auth_denied\""
+    if ((refused < n)); then
+        printf 'rtmpgate logged %s "stream refused" lines for publish, want >= %s' "$refused" "$n"
+    elif ((denied < n)); then
+        printf 'rtmpgate logged %s closes with reason="auth_denied", want >= %s' "$denied" "$n"
+    fi
+}
+
+# p. --auth-webhook with examples/auth_webhook.py in front of its own
+# nginx-rtmp (access log, debug error log, rtmp_stat). ffmpeg publishes over
+# rtmps:// with a bad `key` argument and with a bad key as the stream name:
+# both exit non-zero and rtmpgate logs "stream refused"; then with the good
+# key, and players through rtmpgate and on nginx decode the stream. Neither
+# bad key may appear in nginx's access log, error log (info), debug log or
+# /stat page (fetched while the good stream is live), nor in rtmpgate's or
+# the hook's logs (hashed / redacted).
+case_auth_webhook_rtmps() {
+    local name=auth_webhook_rtmps ports nd sp hp g ngx="" hook="" gate="" statp="" why why1 why2
+    mapfile -t ports < <(free_ports 4)
+    nd=${ports[0]} sp=${ports[1]} hp=${ports[2]} g=${ports[3]}
+    local dir="$WORK/$name.nginx" good bad1 bad2
+    good="good$(openssl rand -hex 8)" bad1="BADKEY$(openssl rand -hex 8)" bad2="BADNAME$(openssl rand -hex 8)"
+    CASE_LOGS+=("$dir/error.log" "$dir/access.log" "$WORK/$name.hook.log" "$WORK/$name.gate.log")
+    start_nginx_instance ngx "$dir" "$nd" "$(ngx_access_log "$dir")" "$NGX_LOG_FORMAT" 1M \
+        "$(ngx_stat_main "$dir" "$sp")" || true
+    CASE_PIDS+=("$ngx")
+    alive "$ngx" || { fail "$name" "nginx-rtmp with rtmp_stat did not start" "$dir/test.log"; return 0; }
+    wait_port "$sp" "$ngx" 5 || { fail "$name" "nginx's /stat server does not listen on $sp"; return 0; }
+    spawn hook 120 "$WORK/$name.hook.log" \
+        python3 "$REPO_ROOT/examples/auth_webhook.py" --listen "127.0.0.1:$hp" "$good"
+    CASE_PIDS+=("$hook")
+    wait_port "$hp" "$hook" 10 || { fail "$name" "examples/auth_webhook.py did not listen on $hp"; return 0; }
+    start_gate gate "$name.gate" "$g" --listen "rtmps://127.0.0.1:$g" \
+        --upstream "rtmp://127.0.0.1:$nd" --auth-webhook "http://127.0.0.1:$hp/on_publish" \
+        --drain-timeout 1s || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate --auth-webhook did not start"; return 0; }
+
+    expect_publish_refused why1 "$name.bad_key_arg" "rtmps://127.0.0.1:$g/live/wbad?key=$bad1"
+    expect_publish_refused why2 "$name.bad_key_name" "rtmps://127.0.0.1:$g/live/$bad2"
+    if [[ -n "$why1$why2" ]]; then
+        fail "$name" "${why1}${why1:+${why2:+; }}${why2}" \
+            "$WORK/$name.bad_key_arg.log" "$WORK/$name.bad_key_name.log"
+        return 0
+    fi
+    why=$(auth_refusals "$name" "$WORK/$name.gate.log" 2)
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+
+    # /stat while the good stream is live (stream_check: players, 1.5 s, then
+    # an 8 s publish).
+    # shellcheck disable=SC2016 # $1/$2 are the inner bash's arguments
+    spawn statp 30 "$WORK/$name.stat.log" \
+        bash -c 'sleep 5; exec curl -sS -m 5 -o "$1" "$2"' _ "$WORK/$name.stat.xml" "http://127.0.0.1:$sp/stat"
+    CASE_PIDS+=("$statp")
+    stream_check why "$name" \
+        "rtmps://127.0.0.1:$g/live/wcam?key=$good" \
+        "rtmps://127.0.0.1:$g/live/wcam" \
+        "rtmp://127.0.0.1:$nd/live/wcam"
+    wait_exit "$statp" 5 || true
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+    local n_allow n_deny
+    n_allow=$(grep -a -c ' allow call=publish ' "$WORK/$name.hook.log") || true
+    n_deny=$(grep -a -c ' deny call=publish ' "$WORK/$name.hook.log") || true
+    log "$name: hook decisions: $n_allow allow, $n_deny deny; $(grep -a 'stream authorized' "$WORK/$name.gate.log" | grep -a -o 'latency_ms=[0-9]*' | head -n 1)"
+    if ((n_allow < 1 || n_deny != 2)); then
+        fail "$name" "the hook logged $n_allow allow and $n_deny deny decisions, want >= 1 and 2"
+        return 0
+    fi
+    if ! grep -a -q '<name>wcam</name>' "$WORK/$name.stat.xml" 2>/dev/null; then
+        fail "$name" "nginx's /stat page (fetched while publishing) does not list stream wcam" "$WORK/$name.stat.log" "$WORK/$name.stat.xml"
+        return 0
+    fi
+    if ! wait_line "$dir/access.log" '^127\.0\.0\.1 PUBLISH "live" "wcam" ' 5; then
+        fail "$name" "nginx-rtmp's access log has no PUBLISH of live/wcam"
+        return 0
+    fi
+    # nginx-rtmp logs every publish's name and args at info: had a refused
+    # publish reached it, its key would be in error.log.
+    if ! grep -a -q "publish: name='wcam' args='key=$good'" "$dir/error.log"; then
+        fail "$name" "nginx-rtmp's error log (info) names no publish of wcam with its key, so it cannot show a leak either"
+        return 0
+    fi
+    local k
+    for k in "$bad1" "$bad2"; do
+        secret_never_in why "$k" "$dir/access.log" "$dir/error.log" "$dir/debug.log" \
+            "$WORK/$name.stat.xml" "$WORK/$name.gate.log" "$WORK/$name.hook.log"
+        [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+    done
+    if ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        log "$name: nginx access log: $(tr '\n' '|' <"$dir/access.log")"
+        pass "$name"
+    fi
+}
+
+# q. --auth-keys (a static keys file) over plain rtmp://, relaying to the
+# main nginx-rtmp: a wrong key and a stream without a rule are refused; the
+# right key publishes and plays (through rtmpgate and directly); the wrong
+# key appears in no log.
+case_auth_keys_rtmp() {
+    local name=auth_keys_rtmp g gate="" why why1 why2 good bad
+    g=$(free_ports 1)
+    good="k$(openssl rand -hex 8)" bad="BADKEY$(openssl rand -hex 8)"
+    printf '# interop keys\nlive/kcam?key=%s\n' "$good" >"$WORK/$name.keys"
+    CASE_LOGS+=("$WORK/$name.gate.log")
+    start_gate gate "$name.gate" "$g" --listen "rtmp://127.0.0.1:$g" \
+        --upstream "rtmp://127.0.0.1:$NGINX_PORT" --auth-keys "$WORK/$name.keys" \
+        --drain-timeout 1s || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate --auth-keys did not start"; return 0; }
+    expect_publish_refused why1 "$name.wrong_key" "rtmp://127.0.0.1:$g/live/kcam?key=$bad"
+    expect_publish_refused why2 "$name.no_rule" "rtmp://127.0.0.1:$g/live/knorule"
+    if [[ -n "$why1$why2" ]]; then
+        fail "$name" "${why1}${why1:+${why2:+; }}${why2}" \
+            "$WORK/$name.wrong_key.log" "$WORK/$name.no_rule.log"
+        return 0
+    fi
+    why=$(auth_refusals "$name" "$WORK/$name.gate.log" 2)
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+    stream_check why "$name" \
+        "rtmp://127.0.0.1:$g/live/kcam?key=$good" \
+        "rtmp://127.0.0.1:$g/live/kcam" \
+        "rtmp://127.0.0.1:$NGINX_PORT/live/kcam"
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
+    if ! grep -a 'stream authorized' "$WORK/$name.gate.log" | grep -a -q 'rule="\?keys'; then
+        fail "$name" "rtmpgate logged no \"stream authorized\" by the keys rule"
+        return 0
+    fi
+    if ! grep -a -q "publish: name='kcam' args='key=$good'" "$NGINX_ERROR_LOG"; then
+        fail "$name" "nginx-rtmp's error log (info) names no publish of kcam with its key, so it cannot show a leak either"
+        return 0
+    fi
+    secret_never_in why "$bad" "$NGINX_ERROR_LOG" "$WORK/$name.gate.log"
+    if [[ -n "$why" ]]; then
+        fail "$name" "$why"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        pass "$name"
+    fi
+}
 
 # gate_log_summary: how rtmpgate's connections and RTMPT sessions ended
 # (informational, never fails): counts per reason, every client_error line,
