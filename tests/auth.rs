@@ -679,7 +679,8 @@ async fn per_app_metrics_are_opt_in_and_name_only_the_app() {
         upstream_got_exactly(&mut up, &bytes).await;
         let active = [("app", "live"), ("call", "publish")];
         if per_app {
-            gw.wait_metric("rtmpgate_app_streams_active", &active, 1.0).await;
+            gw.wait_metric("rtmpgate_app_streams_active", &active, 1.0)
+                .await;
         }
         drop(client);
         gw.wait_metric(
@@ -689,7 +690,10 @@ async fn per_app_metrics_are_opt_in_and_name_only_the_app() {
         )
         .await;
         let text = gw.metrics_text();
-        assert!(!text.contains("secret-key"), "no stream name in the metrics");
+        assert!(
+            !text.contains("secret-key"),
+            "no stream name in the metrics"
+        );
         let up_bytes = gw.metric(
             "rtmpgate_app_bytes_total",
             &[("app", "live"), ("direction", "client_to_upstream")],

@@ -1,9 +1,7 @@
 //! Parsing one chunk header (basic header, message header, extended
 //! timestamp) against the follower's per-chunk-stream state.
 
-use std::collections::HashMap;
-
-use super::Stream;
+use super::streams::Streams;
 use crate::rtmp::chunk::ChunkError;
 
 /// Longest chunk header: 3-byte basic header, 11-byte message header,
@@ -28,10 +26,7 @@ pub(super) struct Parsed {
 
 /// Parses a chunk header at the front of `b`; `None` until all of it is
 /// there.
-pub(super) fn parse(
-    streams: &HashMap<u32, Stream>,
-    b: &[u8],
-) -> Result<Option<Parsed>, ChunkError> {
+pub(super) fn parse(streams: &Streams, b: &[u8]) -> Result<Option<Parsed>, ChunkError> {
     let Some(&first) = b.first() else {
         return Ok(None);
     };
@@ -47,7 +42,7 @@ pub(super) fn parse(
         return Ok(None);
     };
     pos += header_len;
-    let prev = streams.get(&csid);
+    let prev = streams.get(csid);
     if fmt != 0 && prev.is_none() {
         return Err(ChunkError::NoPreviousHeader { csid, fmt });
     }

@@ -19,8 +19,6 @@
 //! same length, so they relay untouched. Ambiguous chunk constructs are
 //! refused as [`ChunkReader`](super::ChunkReader) refuses them.
 
-use std::collections::HashMap;
-
 use header::{MAX_HEADER_LEN, Parsed};
 
 use bytes::Bytes;
@@ -79,6 +77,8 @@ struct Kept {
 #[derive(Debug, Clone, Copy)]
 struct InChunk {
     csid: u32,
+    /// The chunk stream's entry in `streams`.
+    index: usize,
     left: u32,
 }
 
@@ -90,7 +90,7 @@ pub struct Follower {
     /// Bytes fed so far.
     fed: u64,
     chunk_size: u32,
-    streams: HashMap<u32, Stream>,
+    streams: Streams,
     /// Start of a chunk header split across two feeds.
     head: [u8; MAX_HEADER_LEN],
     head_len: usize,
@@ -112,7 +112,7 @@ impl Follower {
             skip,
             fed: 0,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Streams::default(),
             head: [0; MAX_HEADER_LEN],
             head_len: 0,
             chunk: None,
@@ -137,7 +137,7 @@ impl Follower {
             && self.skip == 0
             && self.chunk.is_none()
             && self.head_len == 0
-            && self.streams.values().all(|s| s.remaining == 0)
+            && self.streams.iter().all(|s| s.remaining == 0)
     }
 
     /// The earliest input offset that must not be forwarded yet: the start
@@ -146,7 +146,7 @@ impl Follower {
     pub fn hold_from(&self) -> u64 {
         let header = self.fed - self.head_len as u64;
         self.streams
-            .values()
+            .iter()
             .filter_map(|s| s.kept.as_ref().map(|k| k.start))
             .fold(header, u64::min)
     }
@@ -198,10 +198,7 @@ impl Follower {
         let n = (chunk.left as usize).min(data.len());
         self.fed += n as u64;
         chunk.left -= n as u32;
-        let stream = self
-            .streams
-            .get_mut(&chunk.csid)
-            .expect("a chunk in progress has its stream");
+        let stream = self.streams.at(chunk.index);
         if let Some(kept) = &mut stream.kept {
             kept.payload.extend_from_slice(&data[..n]);
         }
@@ -266,12 +263,8 @@ impl Follower {
         chunk_start: u64,
         out: &mut Vec<Followed>,
     ) -> Result<(), ChunkError> {
-        if !self.streams.contains_key(&p.csid) && self.streams.len() >= DEFAULT_MAX_CHUNK_STREAMS {
-            return Err(ChunkError::TooManyChunkStreams {
-                max: DEFAULT_MAX_CHUNK_STREAMS,
-            });
-        }
-        let stream = self.streams.entry(p.csid).or_default();
+        let index = self.streams.entry(p.csid, DEFAULT_MAX_CHUNK_STREAMS)?;
+        let stream = self.streams.at(index);
         if stream.remaining == 0 {
             let prev = stream.header;
             let header = Header {
@@ -306,7 +299,11 @@ impl Follower {
         }
         let left = stream.remaining.min(self.chunk_size);
         if left > 0 {
-            self.chunk = Some(InChunk { csid: p.csid, left });
+            self.chunk = Some(InChunk {
+                csid: p.csid,
+                index,
+                left,
+            });
         } else {
             self.complete(p.csid, out)?;
         }
@@ -316,7 +313,7 @@ impl Follower {
     /// A message ended on `csid`: report it if kept, and apply it if it is
     /// a control message.
     fn complete(&mut self, csid: u32, out: &mut Vec<Followed>) -> Result<(), ChunkError> {
-        let Some(stream) = self.streams.get_mut(&csid) else {
+        let Some(stream) = self.streams.get_mut(csid) else {
             return Ok(());
         };
         let Some(kept) = stream.kept.take() else {
@@ -360,7 +357,7 @@ impl Follower {
                 return Err(ChunkError::BadChunkSize(size));
             }
             self.chunk_size = size;
-        } else if let Some(stream) = self.streams.get_mut(&value) {
+        } else if let Some(stream) = self.streams.get_mut(value) {
             stream.remaining = 0;
             stream.kept = None;
         }
@@ -383,5 +380,8 @@ fn is_kept(type_id: u8) -> bool {
 }
 
 mod header;
+mod streams;
+
+use streams::Streams;
 #[cfg(test)]
 mod tests;
