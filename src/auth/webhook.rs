@@ -34,6 +34,9 @@ const MAX_BODY: usize = 16 * 1024;
 const MAX_IDLE: usize = 16;
 /// How long an idle keep-alive connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Least time left for a request to be worth sending once a slot is free
+/// (or 10% of the timeout, if that is less).
+const MIN_REQUEST_TIME: Duration = Duration::from_millis(50);
 
 /// Fields rtmpgate sets itself; query arguments with these names are dropped.
 const OWN_FIELDS: [&str; 9] = [
@@ -150,8 +153,10 @@ impl Webhook {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => return Err(HookError::Saturated),
         };
-        // A slot freed only at the deadline is as good as none.
-        if Instant::now() >= deadline {
+        // A slot freed only as the deadline comes is as good as none: a
+        // request sent with no time left would only time out.
+        let least = (self.timeout / 10).min(MIN_REQUEST_TIME);
+        if deadline.saturating_duration_since(Instant::now()) < least {
             return Err(HookError::Saturated);
         }
         let request = Request::post(self.uri.clone())
