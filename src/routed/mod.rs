@@ -37,9 +37,9 @@ const PRE_CONNECT_LIMIT: usize = 64 * 1024;
 /// Largest message accepted before `connect`: one that cannot fit in
 /// [`PRE_CONNECT_LIMIT`] is refused as soon as its header arrives.
 const PRE_CONNECT_MESSAGE: u32 = PRE_CONNECT_LIMIT as u32;
-/// Largest message during the re-chunking watch after `connect`: RTMP's
-/// own 24-bit limit (video key frames can be megabytes).
-const MAX_MESSAGE: u32 = 0xFF_FFFF;
+/// Largest message held during the re-chunking watch after `connect`; a
+/// longer one ends the watch (it is media, past the commands watched for).
+const MAX_MESSAGE: u32 = rechunk::WATCH_LIMIT as u32;
 
 /// Why the client's part failed, as a close reason label.
 struct Refused(&'static str);

@@ -17,11 +17,15 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::rtmp::{ChunkReader, encode_message};
+use crate::rtmp::{ChunkError, ChunkReader, encode_message};
 
 /// Give up watching after this much client input without a message on the
 /// chunk stream: a client that never speaks there again cannot be hurt.
-const WATCH_LIMIT: u64 = 4 * 1024 * 1024;
+/// Encoders send their next command there (`releaseStream`) right after
+/// `connect`'s answer, before any media; the bound keeps what one routed
+/// connection can make rtmpgate hold (raw bytes plus the reader's partial
+/// messages) near 2 × this.
+pub(super) const WATCH_LIMIT: u64 = 256 * 1024;
 /// Read size while watching.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -79,7 +83,19 @@ impl<S> Rechunk<S> {
             return Ok(());
         };
         let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
-        while let Some(rec) = w.reader.next_message().map_err(|e| bad(e.to_string()))? {
+        loop {
+            let rec = match w.reader.next_message() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => break,
+                // A message too long to hold while watching is media, not
+                // the command the watch waits for: stop watching.
+                Err(ChunkError::MessageTooLong { .. }) => {
+                    tracing::debug!("long message while watching; watch ended");
+                    self.stop();
+                    return Ok(());
+                }
+                Err(e) => return Err(bad(e.to_string())),
+            };
             let start = (rec.start - w.raw_base) as usize;
             let end = (rec.end - w.raw_base) as usize;
             if rec.message.csid != w.csid {
@@ -166,3 +182,53 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rechunk<S> {
 }
 
 crate::forward_async_write!(Rechunk<S>, S);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtmp::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn media(len: usize) -> Vec<u8> {
+        let m = Message {
+            csid: 6,
+            timestamp: 0,
+            type_id: 9,
+            stream_id: 1,
+            payload: vec![9u8; len].into(),
+        };
+        encode_message(&m, 128).unwrap()
+    }
+
+    /// What a client can make a watching connection hold is bounded by the
+    /// watch limit, however much it sends before speaking on the watched
+    /// chunk stream: one long message, or many short ones.
+    #[tokio::test]
+    async fn the_watch_ends_within_its_limit() {
+        for input in [media(2 * 1024 * 1024), media(1000).repeat(600)] {
+            let (mut tx, rx) = tokio::io::duplex(64 * 1024);
+            let mut reader = ChunkReader::new(WATCH_LIMIT as u32);
+            reader.set_max_message_len(WATCH_LIMIT as u32);
+            let mut r = Rechunk::new(rx, reader, 3, BytesMut::new(), 0);
+            let want = input.clone();
+            let writer = tokio::spawn(async move {
+                tx.write_all(&input).await.unwrap();
+            });
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut peak = 0;
+            while got.len() < want.len() {
+                let n = r.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+                let held = r.watch.as_ref().map_or(0, |w| w.raw.capacity());
+                peak = peak.max(held);
+            }
+            writer.await.unwrap();
+            assert!(r.watch.is_none(), "the watch ended");
+            assert_eq!(got, want, "bytes passed unchanged");
+            // 256 KiB of raw input plus a read chunk, whatever the limit was.
+            assert!(peak <= 300 * 1024, "held {peak} bytes");
+        }
+    }
+}
