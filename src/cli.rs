@@ -204,6 +204,12 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", env = "RTMPGATE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
 
+    /// Close a relayed connection when one side takes none of the bytes
+    /// waiting for it for this long (a stalled player, a zero receive
+    /// window) while the other keeps sending; 0s disables. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "RTMPGATE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
+
     /// On SIGTERM/SIGINT: stop accepting, then let live streams run this long
     /// before closing them. A second signal exits at once. [default: 30s]
     #[arg(long, value_name = "DURATION", env = "RTMPGATE_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]

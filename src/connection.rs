@@ -363,7 +363,7 @@ where
         &mut client,
         upstream,
         first,
-        ctx.config.timeouts.idle,
+        ctx.config.timeouts.relay(),
         &ctx.abort,
         &ctx.overload,
         watch,

@@ -547,3 +547,42 @@ async fn upstream_that_accepts_and_never_answers_does_not_hold_the_client_foreve
     // The gateway stops cleanly (its task did not panic).
     gw.shutdown().await;
 }
+
+/// A client that stops taking bytes (a zero receive window) while the
+/// upstream keeps sending is closed after the write timeout, not pinned for
+/// ever: reads from the upstream count as activity, so the idle timeout
+/// alone never fires.
+#[tokio::test]
+async fn a_client_that_takes_nothing_is_closed_after_the_write_timeout() {
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    let flood = tokio::spawn(async move {
+        let (mut sock, _) = upstream.accept().await.unwrap();
+        let block = vec![0u8; 64 * 1024];
+        // Until rtmpgate closes this side (bounded: the test ends first).
+        while sock.write_all(&block).await.is_ok() {}
+    });
+    let gw = start_gateway(&["rtmp://127.0.0.1:0"], up_addr, |c| {
+        c.timeouts.write = Some(Duration::from_millis(500));
+        c.timeouts.idle = Some(Duration::from_secs(60));
+    })
+    .await;
+    let mut client = TcpStream::connect(gw.rtmp()).await.unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend(handshake_block(0, 1));
+    client.write_all(&c0c1).await.unwrap();
+    let started = Instant::now();
+    gw.wait_metric(
+        "rtmpgate_connections_closed_total",
+        &[("protocol", "rtmp"), ("reason", "client_write_timeout")],
+        1.0,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    flood.abort();
+    drop(client);
+}

@@ -32,6 +32,7 @@ pub(super) struct FileConfig {
     pub(super) handshake_timeout: Option<String>,
     pub(super) connect_timeout: Option<String>,
     pub(super) idle_timeout: Option<String>,
+    pub(super) write_timeout: Option<String>,
     pub(super) drain_timeout: Option<String>,
     pub(super) max_connections: Option<usize>,
     pub(super) max_connections_per_client: Option<usize>,

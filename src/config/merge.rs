@@ -48,6 +48,12 @@ impl Config {
             "idle_timeout",
             t.idle.unwrap_or_default(),
         )?;
+        let write = dur(
+            cli.write_timeout,
+            &file.write_timeout,
+            "write_timeout",
+            t.write.unwrap_or_default(),
+        )?;
         let timeouts = Timeouts {
             tls_handshake: dur(
                 cli.tls_handshake_timeout,
@@ -68,6 +74,7 @@ impl Config {
                 t.connect,
             )?,
             idle: (!idle.is_zero()).then_some(idle),
+            write: (!write.is_zero()).then_some(write),
             drain: dur(
                 cli.drain_timeout,
                 &file.drain_timeout,

@@ -75,6 +75,9 @@ pub struct Timeouts {
     pub connect: Duration,
     /// No traffic either way for this long closes a relay; `None` = never.
     pub idle: Option<Duration>,
+    /// A side that takes none of the bytes waiting for it for this long
+    /// closes a relay; `None` = never.
+    pub write: Option<Duration>,
     /// Grace period for live connections at shutdown.
     pub drain: Duration,
 }
@@ -86,7 +89,18 @@ impl Default for Timeouts {
             first_bytes: Duration::from_secs(10),
             connect: Duration::from_secs(5),
             idle: Some(Duration::from_secs(300)),
+            write: Some(Duration::from_secs(30)),
             drain: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The relay's timers (idle, write).
+    pub fn relay(&self) -> crate::relay::Timers {
+        crate::relay::Timers {
+            idle: self.idle,
+            write: self.write,
         }
     }
 }

@@ -6,22 +6,22 @@
 //! pair works.
 
 mod copy;
+mod counted;
 pub mod inspect;
 
 pub use inspect::{Inspect, PassAll, Refused, Release};
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::overload::Overload;
+use counted::{CLIENT, Counted, Shared, UPSTREAM};
 
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,12 @@ pub enum RelayEnd {
     UpstreamError,
     /// No byte moved either way for the configured idle timeout.
     Idle,
+    /// The client took no byte of what waited for it for the write timeout
+    /// (a stalled player, a zero receive window).
+    ClientStalled,
+    /// The upstream took no byte of what waited for it for the write
+    /// timeout.
+    UpstreamStalled,
     /// rtmpgate was shutting down and the drain period ran out.
     Shutdown,
     /// An inspector refused the stream (e.g. an unauthorized publish).
@@ -51,6 +57,8 @@ impl RelayEnd {
             Self::ClientError => "client_error",
             Self::UpstreamError => "upstream_error",
             Self::Idle => "idle_timeout",
+            Self::ClientStalled => "client_write_timeout",
+            Self::UpstreamStalled => "upstream_write_timeout",
             Self::Shutdown => "shutdown",
             Self::Refused => "refused",
         }
@@ -74,103 +82,6 @@ pub struct RelayStats {
 /// or FIN; a peer that does not read must not hold the task.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-const NOBODY: u8 = 0;
-const CLIENT: u8 = 1;
-const UPSTREAM: u8 = 2;
-
-/// State shared by the two wrapped streams of one relay (same task, so
-/// relaxed atomics are only there to make the future `Send`).
-struct Shared {
-    started: Instant,
-    /// Milliseconds since `started` of the last byte read either way.
-    last_activity_ms: AtomicU64,
-    /// Which side's read hit EOF first.
-    first_eof: AtomicU8,
-    /// Which side's I/O failed first.
-    first_error: AtomicU8,
-}
-
-impl Shared {
-    fn touch(&self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.last_activity_ms.store(ms, Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_activity_ms.load(Relaxed));
-        self.started.elapsed().saturating_sub(last)
-    }
-}
-
-/// A stream that counts the bytes each read adds and notes EOF and errors.
-struct Counted<'a, S> {
-    inner: S,
-    side: u8,
-    read: &'a AtomicU64,
-    shared: &'a Shared,
-}
-
-impl<S> Counted<'_, S> {
-    fn note<T>(&self, res: &Poll<io::Result<T>>) {
-        if let Poll::Ready(Err(_)) = res {
-            let _ = self
-                .shared
-                .first_error
-                .compare_exchange(NOBODY, self.side, Relaxed, Relaxed);
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            // Count the delta this read added, not the buffer's fill level.
-            let added = (buf.filled().len() - before) as u64;
-            if added == 0 {
-                let _ = self
-                    .shared
-                    .first_eof
-                    .compare_exchange(NOBODY, self.side, Relaxed, Relaxed);
-            } else {
-                self.read.fetch_add(added, Relaxed);
-                self.shared.touch();
-            }
-        }
-        self.note(&res);
-        res
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note(&res);
-        res
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let res = Pin::new(&mut self.inner).poll_flush(cx);
-        self.note(&res);
-        res
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let res = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.note(&res);
-        res
-    }
-}
-
 /// Relays `client` ⇄ `upstream` until both directions are done, the idle
 /// timeout passes, or `stop` fires. `prefix` holds client bytes already read
 /// (while sniffing the protocol); they go to the upstream first.
@@ -178,7 +89,7 @@ pub async fn relay<C, U>(
     client: C,
     upstream: U,
     prefix: impl AsRef<[u8]>,
-    idle: Option<Duration>,
+    timers: impl Into<Timers>,
     stop: &CancellationToken,
     overload: &Arc<Overload>,
 ) -> RelayStats
@@ -190,7 +101,24 @@ where
         up: &mut PassAll,
         down: &mut PassAll,
     };
-    relay_inspected(client, upstream, prefix, idle, stop, overload, watch).await
+    relay_inspected(client, upstream, prefix, timers, stop, overload, watch).await
+}
+
+/// The relay's timers: `idle` (no byte either way), `write` (a side takes
+/// none of the bytes waiting for it). `None` disables one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timers {
+    /// Close after this long with no byte read either way.
+    pub idle: Option<Duration>,
+    /// Close when a side takes no waiting byte for this long.
+    pub write: Option<Duration>,
+}
+
+impl From<Option<Duration>> for Timers {
+    /// An idle timeout only.
+    fn from(idle: Option<Duration>) -> Self {
+        Self { idle, write: None }
+    }
 }
 
 /// The inspectors of one relay: `up` sees (and may hold back) client →
@@ -208,7 +136,7 @@ pub async fn relay_inspected<C, U, I, J>(
     client: C,
     mut upstream: U,
     prefix: impl AsRef<[u8]>,
-    idle: Option<Duration>,
+    timers: impl Into<Timers>,
     stop: &CancellationToken,
     overload: &Arc<Overload>,
     watch: Watch<'_, I, J>,
@@ -219,6 +147,7 @@ where
     I: Inspect + ?Sized,
     J: Inspect + ?Sized,
 {
+    let timers = timers.into();
     let prefix = prefix.as_ref();
     let prefix_len = prefix.len() as u64;
     let written = match inspect::write_prefix(&mut upstream, prefix, watch.up).await {
@@ -241,12 +170,7 @@ where
         written: written as u64,
         held: &prefix[written..],
     };
-    let shared = Shared {
-        started: Instant::now(),
-        last_activity_ms: AtomicU64::new(0),
-        first_eof: AtomicU8::new(NOBODY),
-        first_error: AtomicU8::new(NOBODY),
-    };
+    let shared = Shared::new();
     let (up_bytes, down_bytes) = (AtomicU64::new(prefix_len), AtomicU64::new(0));
     let mut client = Counted {
         inner: client,
@@ -260,8 +184,9 @@ where
         read: &down_bytes,
         shared: &shared,
     };
-    let idle_check = idle.unwrap_or(Duration::MAX);
-    let mut next_check = Instant::now().checked_add(idle_check);
+    let idle_check = timers.idle.unwrap_or(Duration::MAX);
+    let write_check = timers.write.unwrap_or(Duration::MAX);
+    let mut next_check = Instant::now().checked_add(idle_check.min(write_check));
     let (end, error) = {
         let copy = copy::inspected(
             &mut client,
@@ -296,12 +221,25 @@ where
                     if quiet >= idle_check {
                         break (RelayEnd::Idle, None);
                     }
-                    next_check = Instant::now().checked_add(idle_check - quiet);
+                    // A side that has not taken waiting bytes for the write
+                    // timeout is gone or hostile (a zero window): it must
+                    // not pin the connection while the other side talks.
+                    let blocked = shared.most_blocked();
+                    let stalled_for = blocked.map_or(Duration::ZERO, |(_, d)| d);
+                    if let Some((side, d)) = blocked && d >= write_check {
+                        tracing::warn!(blocked_ms = d.as_millis() as u64, "a side stopped taking bytes; closing");
+                        break (if side == CLIENT { RelayEnd::ClientStalled } else { RelayEnd::UpstreamStalled }, None);
+                    }
+                    let wait = (idle_check - quiet).min(write_check - stalled_for);
+                    next_check = Instant::now().checked_add(wait);
                 }
             }
         }
     };
-    if matches!(end, RelayEnd::Idle | RelayEnd::Shutdown) {
+    if matches!(
+        end,
+        RelayEnd::Idle | RelayEnd::Shutdown | RelayEnd::ClientStalled | RelayEnd::UpstreamStalled
+    ) {
         // We end it: close both sides properly (TLS close_notify, FIN) so
         // peers see a deliberate close, not a truncation.
         let _ = tokio::time::timeout(CLOSE_GRACE, client.shutdown()).await;
@@ -329,7 +267,9 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
     use crate::overload::OverloadLimits;
-    use tokio::io::{AsyncReadExt, duplex};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncReadExt, ReadBuf, duplex};
 
     fn overload() -> Arc<Overload> {
         Overload::new(OverloadLimits::default(), &Metrics::default())

@@ -108,7 +108,7 @@ where
             return Outcome::early(protocol, CloseReason::UpstreamUnavailable);
         }
     };
-    let idle = ctx.config.timeouts.idle;
+    let idle = ctx.config.timeouts.relay();
     // rtmpgate did both handshakes: the gate and the server side follow
     // chunks from their first byte.
     let facts = ClientFacts {
