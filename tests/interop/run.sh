@@ -33,7 +33,7 @@ ALL_CASES=(rtmps_publish_play rtmp_plain_publish_play rtmpdump_rtmps
     shared_port dedicated_tunnel_ports
     proxy_protocol_v1_nginx route_by_app route_tc_url_rewrite rtmps_only_origin
     self_signed_origin_ca self_signed_origin_pin_sha256
-    auth_webhook_rtmps auth_keys_rtmp)
+    auth_webhook_rtmps auth_keys_rtmp auth_keys_rtmpt)
 
 FPS=25
 PUBLISH_SECS=8
@@ -823,6 +823,45 @@ case_auth_keys_rtmp() {
         fail "$name" "nginx-rtmp's error log (info) names no publish of kcam with its key, so it cannot show a leak either"
         return 0
     fi
+    secret_never_in why "$bad" "$NGINX_ERROR_LOG" "$WORK/$name.gate.log"
+    if [[ -n "$why" ]]; then
+        fail "$name" "$why"
+    elif ! alive "$gate"; then
+        fail "$name" "rtmpgate exited during the case"
+    else
+        pass "$name"
+    fi
+}
+
+# r. --auth-keys over rtmpt:// (the session task passes /send bodies
+# through the same gate): ffmpeg publishing a wrong key through the tunnel
+# is refused (its /send reply carries the onStatus, the session closes as
+# auth_denied) and the key never reaches nginx-rtmp; the right key
+# publishes over RTMPT and plays through rtmpgate and directly.
+case_auth_keys_rtmpt() {
+    local name=auth_keys_rtmpt g gate="" why good bad denied
+    g=$(free_ports 1)
+    good="t$(openssl rand -hex 8)" bad="BADKEY$(openssl rand -hex 8)"
+    printf 'live/tcam?key=%s\n' "$good" >"$WORK/$name.keys"
+    CASE_LOGS+=("$WORK/$name.gate.log")
+    start_gate gate "$name.gate" "$g" --listen "rtmp://127.0.0.1:$g" \
+        --upstream "rtmp://127.0.0.1:$NGINX_PORT" --auth-keys "$WORK/$name.keys" \
+        --drain-timeout 1s || true
+    CASE_PIDS+=("$gate")
+    alive "$gate" || { fail "$name" "rtmpgate --auth-keys did not start"; return 0; }
+    expect_publish_refused why "$name.wrong_key" "rtmpt://127.0.0.1:$g/live/tcam?key=$bad"
+    [[ -z "$why" ]] || { fail "$name" "$why" "$WORK/$name.wrong_key.log"; return 0; }
+    if ! wait_line "$WORK/$name.gate.log" 'rtmpt session closed.*reason="?auth_denied' 5; then
+        fail "$name" "no RTMPT session closed as auth_denied in rtmpgate's log"
+        return 0
+    fi
+    denied=$(grep -a 'stream refused' "$WORK/$name.gate.log" | grep -a -c 'call="\?publish') || true
+    log "$name: rtmpgate logged $denied \"stream refused\" over RTMPT"
+    stream_check why "$name" \
+        "rtmpt://127.0.0.1:$g/live/tcam?key=$good" \
+        "rtmpt://127.0.0.1:$g/live/tcam" \
+        "rtmp://127.0.0.1:$NGINX_PORT/live/tcam"
+    [[ -z "$why" ]] || { fail "$name" "$why"; return 0; }
     secret_never_in why "$bad" "$NGINX_ERROR_LOG" "$WORK/$name.gate.log"
     if [[ -n "$why" ]]; then
         fail "$name" "$why"
