@@ -194,11 +194,14 @@ gate_metric() {
 # through squid cost, and sets SQ_REQS (requests squid forwarded to
 # rtmpgate), SQ_CONNS (TCP connections rtmpgate accepted from squid),
 # SQ_SESSIONS (RTMPT sessions opened) and SQ_LINES (rtmpgate log lines
-# after start-up).
+# after start-up, info level: one opened and one closed line per session).
 squid_counts() {
     local name="$1" glog="$2" sdir="$3"
     SQ_REQS=$(grep -a -c -E ' POST http://127\.0\.0\.1:[0-9]+/(open|send|idle|close|fcs)' "$sdir/access.log") || true
-    SQ_CONNS=$(grep -a 'connection opened' "$glog" | grep -a -c -F "$SQUID_OUT_ADDR") || true
+    # TCP connections that carried the sessions, from the session close
+    # lines (per-connection lines of RTMPT are at debug level).
+    SQ_CONNS=$(grep -a 'rtmpt session closed' "$glog" | grep -a -o 'connections=[0-9]*' |
+        awk -F= '{ n += $2 } END { print n + 0 }')
     SQ_SESSIONS=$(grep -a -c 'rtmpt session opened' "$glog") || true
     SQ_LINES=$(awk '/connection opened|rtmpt session/ { go = 1 } go' "$glog" | wc -l)
     local per="n/a"
@@ -265,7 +268,9 @@ squid_publish_play() {
     elif ((SQ_REQS < 20)); then
         SQ_WHY="squid's access log shows $SQ_REQS RTMPT requests to rtmpgate, want >= 20: the clients did not go through squid"
     elif ((SQ_CONNS < 1)); then
-        SQ_WHY="rtmpgate accepted no connection from squid's address $SQUID_OUT_ADDR"
+        SQ_WHY="rtmpgate's session lines name no TCP connection carrying the sessions"
+    elif ((SQ_SESSIONS > 0 && SQ_LINES > 5 * SQ_SESSIONS)); then
+        SQ_WHY="rtmpgate wrote $SQ_LINES info lines for $SQ_SESSIONS RTMPT sessions, want at most 5 per session (RTMPT is logged per session, not per request)"
     elif ((n_xff < 2 || n_proxy > 0)); then
         SQ_WHY="rtmpgate's closed RTMPT sessions name client 127.0.0.1 $n_xff times (want 2, from X-Forwarded-For) and squid's $SQUID_OUT_ADDR $n_proxy times (want 0)"
     elif ! alive "$gate"; then
@@ -336,10 +341,10 @@ case_tinyproxy_rtmpt() {
     alive "$tp" || { fail "$name" "tinyproxy did not start"; return 0; }
     local tlog="$WORK/$name.tinyproxy/tinyproxy.log"
     CASE_LOGS+=("$tlog")
-    before=$(count_lines "$RTMPGATE_LOG" 'connection opened')
+    before=$(count_lines "$RTMPGATE_LOG" 'rtmpt session opened')
     probe why "$name" rtmpt "$tport" "$GATE_PLAIN_PORT"
-    n_conn=$(($(count_lines "$RTMPGATE_LOG" 'connection opened') - before))
-    log "$name: rtmpgate accepted $n_conn connections from tinyproxy"
+    n_conn=$(($(count_lines "$RTMPGATE_LOG" 'rtmpt session opened') - before))
+    log "$name: rtmpgate opened $n_conn RTMPT sessions through tinyproxy"
     local why_tls=""
     [[ -n "$why" ]] || probe why_tls "$name.connect" rtmps "$tport" "$GATE_TLS_PORT" "$CA_DIR/ca.crt"
     why="$why$why_tls"
