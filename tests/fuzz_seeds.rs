@@ -94,12 +94,18 @@ fn amf0_round_trips_byte_exactly() {
     }
 }
 
+/// The path seeds are the paths real clients send: every one parses, and
+/// cutting its last byte off never panics.
 #[test]
 fn rtmpt_paths_parse_without_panicking() {
-    for (_, data) in seeds("rtmpt_path") {
-        if let Ok(path) = std::str::from_utf8(&data) {
-            let _ = rtmpgate::rtmpt::path::parse(path);
-        }
+    for (path, data) in seeds("rtmpt_path") {
+        let text = std::str::from_utf8(&data).expect("path seeds are text");
+        assert!(
+            rtmpgate::rtmpt::path::parse(text).is_some(),
+            "{}: {text:?} must parse",
+            path.display()
+        );
+        let _ = rtmpgate::rtmpt::path::parse(&text[..text.len() - 1]);
     }
 }
 
@@ -132,29 +138,61 @@ fn proxy_headers_parse_whole_and_wait_when_cut() {
 
 #[test]
 fn urls_parse_and_print_back() {
+    let mut listen_urls = 0;
     for (_, data) in seeds("sniff_and_urls") {
         let Ok(text) = std::str::from_utf8(&data) else {
             continue;
         };
         if let Ok(url) = text.parse::<ListenUrl>() {
+            listen_urls += 1;
             assert_eq!(url.to_string().parse::<ListenUrl>(), Ok(url), "{text}");
         }
         let _ = text.parse::<UpstreamUrl>();
     }
+    assert!(listen_urls >= 3, "only {listen_urls} seeds are listen URLs");
 }
 
+/// An error and its sources, as one line.
+fn error_chain(err: impl std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The config seeds: `example`, `lists` and `routes` are valid files;
+/// `bad_duration` and `unknown_key` are refused with an error that names
+/// the setting.
 #[test]
 fn config_files_are_accepted_or_refused_without_panicking() {
     let dir = std::env::temp_dir().join(format!("rtmpgate-seeds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (path, data) in seeds("config_toml") {
-        let file = dir.join(path.file_name().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let file = dir.join(&name);
         std::fs::write(&file, &data).unwrap();
         let cli = rtmpgate::cli::Cli {
             config: Some(file),
             ..Default::default()
         };
-        let _ = rtmpgate::Config::from_sources(&cli);
+        let result = rtmpgate::Config::from_sources(&cli);
+        match name.as_str() {
+            "bad_duration" => {
+                let err = error_chain(result.expect_err(&name));
+                assert!(err.contains("idle_timeout"), "{name}: {err}");
+            }
+            "unknown_key" => {
+                let err = error_chain(result.expect_err(&name));
+                assert!(err.contains("listen_on"), "{name}: {err}");
+            }
+            _ => {
+                result.unwrap_or_else(|e| panic!("{name} is a valid config: {e}"));
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
