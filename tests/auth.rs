@@ -706,3 +706,42 @@ async fn per_app_metrics_are_opt_in_and_name_only_the_app() {
         }
     }
 }
+
+/// A decision covers the stream name as sent, query included: a good key
+/// in `releaseStream` does not let a `publish` with another key through.
+#[tokio::test]
+async fn one_good_key_does_not_cover_another_on_the_same_connection() {
+    let dir = TempDir::new("auth-keys");
+    let keys = keys_file(&dir, "live/cam?key=good\n");
+    let mut up = TestUpstream::start().await;
+    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let msgs = vec![
+        connect_message("live"),
+        RtmpMessage::command(
+            0,
+            &[
+                string("releaseStream"),
+                Value::Number(2.0),
+                Value::Null,
+                string("cam?key=good"),
+            ],
+        ),
+        RtmpMessage::command(
+            0,
+            &[string("createStream"), Value::Number(3.0), Value::Null],
+        ),
+        RtmpMessage::command(
+            1,
+            &[
+                string("publish"),
+                Value::Number(4.0),
+                Value::Null,
+                string("cam?key=bad"),
+                string("live"),
+            ],
+        ),
+    ];
+    let (mut c, _) = send_session(&gw, &msgs).await;
+    refused(&mut c, &mut up, "NetStream.Publish.BadName", "key=bad").await;
+    assert_eq!(deny_count(&gw, "publish", "keys"), 1.0);
+}

@@ -225,10 +225,12 @@ impl StreamGate {
         };
         self.names.stream = self.auth.log_name(&name);
         self.names.call = Some(call.as_str());
-        if self.waiting.covers(call, &name) {
+        // Decisions are remembered for the name as sent, query included:
+        // another key for the same stream is asked about again.
+        if self.waiting.covers(call, &raw) {
             return Ok(());
         }
-        if !self.auth.checks(call) || self.is_allowed(call, &name) {
+        if !self.auth.checks(call) || self.is_allowed(call, &raw) {
             self.stream_passed(call);
             return Ok(());
         }
@@ -253,6 +255,7 @@ impl StreamGate {
         self.waiting.push(Waiting::ask(
             &self.auth,
             request,
+            raw,
             f.start,
             f.message.stream_id,
         ));
@@ -322,7 +325,7 @@ impl Inspect for StreamGate {
                     "stream authorized"
                 );
                 self.stream_passed(decided.call);
-                self.remember_allowed(decided.call, decided.name);
+                self.remember_allowed(decided.call, decided.key);
                 continue;
             }
             tracing::warn!(

@@ -15,6 +15,8 @@ pub(super) struct Waiting {
     call: Call,
     app: String,
     name: String,
+    /// The stream name as sent, query included: what the decision covers.
+    key: String,
     /// Input offset of the command's first byte: nothing from here on is
     /// written before the decision.
     start: u64,
@@ -27,6 +29,7 @@ pub(super) struct Decided {
     pub(super) call: Call,
     pub(super) app: String,
     pub(super) name: String,
+    pub(super) key: String,
     pub(super) stream_id: u32,
     pub(super) decision: Decision,
 }
@@ -36,6 +39,7 @@ impl Waiting {
     pub(super) fn ask(
         auth: &Arc<Authorizer>,
         request: AuthRequest,
+        key: String,
         start: u64,
         stream_id: u32,
     ) -> Self {
@@ -45,6 +49,7 @@ impl Waiting {
             call,
             app,
             name,
+            key,
             start,
             stream_id,
             decision: Box::pin(async move { auth.authorize(&request).await }),
@@ -69,10 +74,10 @@ impl WaitingList {
         self.0.push_back(waiting);
     }
 
-    /// Whether a command for the same stream already waits (its decision
-    /// covers this one too, which lies behind it).
-    pub(super) fn covers(&self, call: Call, name: &str) -> bool {
-        self.0.iter().any(|w| w.call == call && w.name == name)
+    /// Whether a command for the same stream name (as sent) already waits
+    /// (its decision covers this one too, which lies behind it).
+    pub(super) fn covers(&self, call: Call, key: &str) -> bool {
+        self.0.iter().any(|w| w.call == call && w.key == key)
     }
 
     /// Where the oldest held command starts.
@@ -92,6 +97,7 @@ impl WaitingList {
             call: w.call,
             app: w.app,
             name: w.name,
+            key: w.key,
             stream_id: w.stream_id,
             decision,
         })
