@@ -100,7 +100,8 @@ case_rtmp_plain_publish_play() {
 # publisher left. Over rtmpt(s):// it never does: librtmp keeps polling with
 # /idle requests that each get an (empty) reply, so its socket read timeout
 # never fires; it is stopped with TERM, on which it closes the file and exits
-# with status 2 as well.
+# with status 2 as well (or, when the TERM landed outside a read, needs the
+# KILL that follows: see below).
 rtmpdump_record() {
     local name="$1" pub_url="$2" dump_url="$3"
     local out="$WORK/$name.flv" p_pub p_dump rc_dump rc_pub how="ended by itself"
@@ -124,7 +125,16 @@ rtmpdump_record() {
     log "$name: rtmpdump $dump_url $how, rc=$rc_dump; publisher $pub_url rc=$rc_pub; $bytes bytes, $frames frames decoded"
     local logs=("$WORK/$name.publish.log" "$WORK/$name.rtmpdump.log" "$out.decode.log")
     # rtmpdump exits 0 (complete) or 2 (incomplete: a live stream that ended).
-    if [[ "$rc_dump" != 0 && "$rc_dump" != 2 ]]; then
+    # Over rtmpt(s):// a TERM that lands between two /idle replies is only
+    # noted by librtmp, whose read loop keeps polling the empty replies
+    # without looking at it, so it may need the KILL that follows (seen once
+    # here, 2026-12-07): the recording, checked below, is the verdict then.
+    local killed_ok=0
+    if [[ "$dump_url" == rtmpt* && "$how" == "stopped with TERM" && "$rc_dump" == 137 ]]; then
+        killed_ok=1
+        log "$name: note: rtmpdump needed KILL after TERM (librtmp polls RTMPT without checking its stop flag); judging by the recording"
+    fi
+    if [[ "$rc_dump" != 0 && "$rc_dump" != 2 ]] && ((!killed_ok)); then
         fail "$name" "rtmpdump exited with status $rc_dump" "${logs[@]}"
     elif ((bytes < min_bytes)); then
         fail "$name" "rtmpdump wrote $bytes bytes, want >= $min_bytes" "${logs[@]}"
