@@ -158,5 +158,40 @@ pub enum ChunkError {
     InvalidCsid(u32),
 }
 
+/// What a protocol control message does to the chunks that follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Set Chunk Size: the sender's chunks are this long from now on.
+    ChunkSize(u32),
+    /// Abort: drop the unfinished message on this chunk stream.
+    Abort(u32),
+}
+
+/// Reads a Set Chunk Size or Abort message (`None` for any other type).
+/// Values a reader cannot apply are errors, for every reader alike: one
+/// that guessed could lose step with the peer.
+pub fn control(msg: &Message) -> Result<Option<Control>, ChunkError> {
+    if msg.type_id != TYPE_SET_CHUNK_SIZE && msg.type_id != TYPE_ABORT {
+        return Ok(None);
+    }
+    let Some(word) = msg.payload.get(..4) else {
+        return Err(ChunkError::ShortControlMessage {
+            type_id: msg.type_id,
+            len: msg.payload.len(),
+        });
+    };
+    let value = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+    if msg.type_id == TYPE_ABORT {
+        return Ok(Some(Control::Abort(value)));
+    }
+    // The top bit is reserved and must be zero; ffmpeg and nginx-rtmp
+    // ignore it rather than fail, and so do we.
+    let size = value & 0x7FFF_FFFF;
+    if size == 0 || size > MAX_CHUNK_SIZE {
+        return Err(ChunkError::BadChunkSize(size));
+    }
+    Ok(Some(Control::ChunkSize(size)))
+}
+
 #[cfg(test)]
 mod tests;

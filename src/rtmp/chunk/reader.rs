@@ -5,10 +5,7 @@ use std::collections::HashMap;
 
 use bytes::{Buf, BytesMut};
 
-use super::{
-    ChunkError, ChunkLimits, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Message, Received, TYPE_ABORT,
-    TYPE_SET_CHUNK_SIZE,
-};
+use super::{ChunkError, ChunkLimits, Control, DEFAULT_CHUNK_SIZE, Message, Received, control};
 
 /// A 24-bit timestamp field with this value means "see the 4-byte extended
 /// timestamp".
@@ -289,26 +286,14 @@ impl ChunkReader {
 
     /// Applies Set Chunk Size and Abort to the chunks that follow.
     fn apply_control(&mut self, msg: &Message) -> Result<(), ChunkError> {
-        if msg.type_id != TYPE_SET_CHUNK_SIZE && msg.type_id != TYPE_ABORT {
-            return Ok(());
-        }
-        let Some(word) = msg.payload.get(..4) else {
-            return Err(ChunkError::ShortControlMessage {
-                type_id: msg.type_id,
-                len: msg.payload.len(),
-            });
-        };
-        let value = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        if msg.type_id == TYPE_SET_CHUNK_SIZE {
-            // The top bit is reserved and must be zero; ffmpeg and
-            // nginx-rtmp ignore it rather than fail, and so do we.
-            let size = value & 0x7FFF_FFFF;
-            if size == 0 || size > MAX_CHUNK_SIZE {
-                return Err(ChunkError::BadChunkSize(size));
+        match control(msg)? {
+            Some(Control::ChunkSize(size)) => self.chunk_size = size,
+            Some(Control::Abort(csid)) => {
+                if let Some(state) = self.streams.get_mut(&csid) {
+                    state.partial = None;
+                }
             }
-            self.chunk_size = size;
-        } else if let Some(state) = self.streams.get_mut(&value) {
-            state.partial = None;
+            None => {}
         }
         Ok(())
     }

@@ -24,8 +24,8 @@ use header::{MAX_HEADER_LEN, Parsed};
 use bytes::Bytes;
 
 use super::chunk::{
-    ChunkError, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_STREAMS, MAX_CHUNK_SIZE, Message, TYPE_ABORT,
-    TYPE_COMMAND_AMF0, TYPE_COMMAND_AMF3, TYPE_SET_CHUNK_SIZE,
+    ChunkError, Control, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_STREAMS, Message, TYPE_ABORT,
+    TYPE_COMMAND_AMF0, TYPE_COMMAND_AMF3, TYPE_SET_CHUNK_SIZE, control,
 };
 
 /// Bytes of C0 + C1 + C2 (or S0 + S1 + S2): 1 + 1536 + 1536.
@@ -336,30 +336,18 @@ impl Follower {
         Ok(())
     }
 
-    /// Set Chunk Size and Abort change how the next chunks are read. A value
-    /// the follower cannot apply fails it, as it fails the chunk reader: a
-    /// follower that guessed could lose step with the server and miss a
-    /// command.
+    /// Set Chunk Size and Abort change how the next chunks are read; a
+    /// value the follower cannot apply fails it, as it fails the reader.
     fn apply_control(&mut self, msg: &Message) -> Result<(), ChunkError> {
-        if msg.type_id != TYPE_SET_CHUNK_SIZE && msg.type_id != TYPE_ABORT {
-            return Ok(());
-        }
-        let Some(word) = msg.payload.get(..4) else {
-            return Err(ChunkError::ShortControlMessage {
-                type_id: msg.type_id,
-                len: msg.payload.len(),
-            });
-        };
-        let value = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        if msg.type_id == TYPE_SET_CHUNK_SIZE {
-            let size = value & 0x7FFF_FFFF;
-            if size == 0 || size > MAX_CHUNK_SIZE {
-                return Err(ChunkError::BadChunkSize(size));
+        match control(msg)? {
+            Some(Control::ChunkSize(size)) => self.chunk_size = size,
+            Some(Control::Abort(csid)) => {
+                if let Some(stream) = self.streams.get_mut(csid) {
+                    stream.remaining = 0;
+                    stream.kept = None;
+                }
             }
-            self.chunk_size = size;
-        } else if let Some(stream) = self.streams.get_mut(value) {
-            stream.remaining = 0;
-            stream.kept = None;
+            None => {}
         }
         Ok(())
     }
