@@ -298,6 +298,27 @@ wait_line() {
     return 1
 }
 
+# start_stunnel_origin VAR NAME ACCEPT CONNECT CERT KEY: stunnel serving
+# CERT/KEY on 127.0.0.1:ACCEPT in front of the plain origin on
+# 127.0.0.1:CONNECT (an RTMPS origin as operators build one); its pid in
+# VAR, its log in $WORK/NAME.stunnel.log.
+start_stunnel_origin() {
+    local __sv="$1" name="$2" accept="$3" connect="$4" cert="$5" key="$6"
+    cat >"$WORK/$name.stunnel.conf" <<EOF
+foreground = yes
+syslog = no
+pid =
+debug = info
+
+[origin]
+accept = 127.0.0.1:$accept
+connect = 127.0.0.1:$connect
+cert = $cert
+key = $key
+EOF
+    spawn "$__sv" 120 "$WORK/$name.stunnel.log" stunnel "$WORK/$name.stunnel.conf"
+}
+
 # expect_publish_refused VAR NAME URL: an ffmpeg publisher on URL must exit
 # non-zero within REFUSE_SECS. On failure sets VAR to why (empty on success).
 expect_publish_refused() {
@@ -521,19 +542,7 @@ case_rtmps_only_origin() {
     start_nginx_instance ngx "$dir" "$nd" || true
     CASE_PIDS+=("$ngx")
     alive "$ngx" || { fail "$name" "nginx-rtmp did not start"; return 0; }
-    cat >"$WORK/$name.stunnel.conf" <<EOF
-foreground = yes
-syslog = no
-pid =
-debug = info
-
-[origin]
-accept = 127.0.0.1:$t
-connect = 127.0.0.1:$nd
-cert = $certs/leaf.crt
-key = $certs/leaf.key
-EOF
-    spawn st 120 "$WORK/$name.stunnel.log" stunnel "$WORK/$name.stunnel.conf"
+    start_stunnel_origin st "$name" "$t" "$nd" "$certs/leaf.crt" "$certs/leaf.key"
     CASE_PIDS+=("$st")
     wait_port "$t" "$st" 10 || { fail "$name" "stunnel did not listen on $t"; return 0; }
     start_gate gate "$name.gate" "$p" --listen "rtmp://127.0.0.1:$p" \
@@ -603,19 +612,7 @@ self_signed_origin() {
     start_nginx_instance ngx "$dir" "$nd" || true
     CASE_PIDS+=("$ngx")
     alive "$ngx" || { fail "$name" "nginx-rtmp did not start"; return 0; }
-    cat >"$WORK/$name.stunnel.conf" <<EOF
-foreground = yes
-syslog = no
-pid =
-debug = info
-
-[origin]
-accept = 127.0.0.1:$t
-connect = 127.0.0.1:$nd
-cert = $certs/cert.pem
-key = $certs/key.pem
-EOF
-    spawn st 120 "$WORK/$name.stunnel.log" stunnel "$WORK/$name.stunnel.conf"
+    start_stunnel_origin st "$name" "$t" "$nd" "$certs/cert.pem" "$certs/key.pem"
     CASE_PIDS+=("$st")
     wait_port "$t" "$st" 10 || { fail "$name" "stunnel did not listen on $t"; return 0; }
 
