@@ -24,6 +24,16 @@ fn keys_file(dir: &TempDir, lines: &str) -> std::path::PathBuf {
     path
 }
 
+/// A gateway with `--auth-keys` holding `lines`, and its test upstream; the
+/// directory must outlive the gateway (the file is reloaded).
+async fn keys_gateway(lines: &str) -> (TempDir, TestUpstream, TestGateway) {
+    let dir = TempDir::new("auth-keys");
+    let keys = keys_file(&dir, lines);
+    let up = TestUpstream::start().await;
+    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    (dir, up, gw)
+}
+
 async fn gateway(up: &TestUpstream, tweak: impl FnOnce(&mut Config)) -> TestGateway {
     start_gateway(
         &["rtmp://127.0.0.1:0", "rtmps://127.0.0.1:0"],
@@ -103,10 +113,7 @@ fn deny_count(gw: &TestGateway, call: &str, rule: &str) -> f64 {
 
 #[tokio::test]
 async fn a_listed_key_publishes_byte_exact() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "# ingest\nlive/good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("# ingest\nlive/good\n").await;
     let (_client, bytes) =
         send_session(&gw, &publish_session("live", "good", fresh_seed(), 12)).await;
     upstream_got_exactly(&mut up, &bytes).await;
@@ -119,10 +126,7 @@ async fn a_listed_key_publishes_byte_exact() {
 
 #[tokio::test]
 async fn an_unlisted_key_never_reaches_the_upstream() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("live/good\n").await;
     let (mut client, _) = send_session(&gw, &publish_session("live", "stolen-key", 1, 4)).await;
     refused(
         &mut client,
@@ -142,10 +146,7 @@ async fn an_unlisted_key_never_reaches_the_upstream() {
 
 #[tokio::test]
 async fn rtmps_is_authorized_the_same_way() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("live/good\n").await;
     let mut tls = connect_rtmps(gw.rtmps()).await;
     client_handshake(&mut tls).await;
     tls.write_all(&encode_messages(&publish_session("live", "bad", 2, 2)))
@@ -164,10 +165,7 @@ async fn rtmps_is_authorized_the_same_way() {
 /// before it, still reach the upstream exactly (or not at all).
 #[tokio::test]
 async fn a_publish_split_across_reads_and_chunks() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("live/good\n").await;
     for (key, allowed) in [("good", true), ("bad", false)] {
         let mut msgs = publish_session("live", key, 4, 3);
         // Small chunks before publish: its name spans several chunks.
@@ -195,10 +193,7 @@ async fn a_publish_split_across_reads_and_chunks() {
 /// C0, C1, C2 and the publish in one write, before S0/S1/S2 came back.
 #[tokio::test]
 async fn a_publish_before_the_handshake_finished_is_still_held() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("live/good\n").await;
     let mut client = connect_tcp(gw.rtmp()).await;
     let mut all = vec![3u8];
     all.extend(handshake_block(0, 9));
@@ -213,10 +208,7 @@ async fn a_publish_before_the_handshake_finished_is_still_held() {
 /// passed on unchecked.
 #[tokio::test]
 async fn an_unreadable_chunk_stream_is_closed_when_auth_is_on() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/good\n");
-    let up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, _up, gw) = keys_gateway("live/good\n").await;
     let mut client = connect_tcp(gw.rtmp()).await;
     client_handshake(&mut client).await;
     // fmt 1 header on a chunk stream never started.
@@ -371,10 +363,7 @@ async fn the_keys_file_reloads() {
 /// `onStatus` in the `/send` reply and the session ends.
 #[tokio::test]
 async fn rtmpt_and_rtmpts_sessions_are_authorized() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("live/good\n").await;
     for tls in [false, true] {
         for (key, allowed) in [("good", true), ("bad", false)] {
             let mut t = if tls {
@@ -711,10 +700,7 @@ async fn per_app_metrics_are_opt_in_and_name_only_the_app() {
 /// in `releaseStream` does not let a `publish` with another key through.
 #[tokio::test]
 async fn one_good_key_does_not_cover_another_on_the_same_connection() {
-    let dir = TempDir::new("auth-keys");
-    let keys = keys_file(&dir, "live/cam?key=good\n");
-    let mut up = TestUpstream::start().await;
-    let gw = gateway(&up, |c| c.auth.keys_file = Some(keys)).await;
+    let (_dir, mut up, gw) = keys_gateway("live/cam?key=good\n").await;
     let msgs = vec![
         connect_message("live"),
         RtmpMessage::command(
