@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Bulk push throughput: the same high-bitrate FLV pushed as fast as possible
-# (ffmpeg -c copy, no -re) into nginx-rtmp, directly and through rtmpgate
-# (rtmp:// and rtmps://), in interleaved rounds, all on 127.0.0.1.
+# Bulk push throughput with a real encoder: the same high-bitrate FLV pushed
+# as fast as possible (ffmpeg -c copy, no -re) into nginx-rtmp, directly,
+# through rtmpgate (rtmp:// and rtmps://), and over rtmps:// through HAProxy
+# (mode tcp, `ssl crt`) and stunnel4 — the same RSA-2048 certificate for all
+# three TLS terminators —, in interleaved rounds (the order rotates each
+# round), all on 127.0.0.1. Reports MB/s (median), the ratio to direct and to
+# HAProxy, and each proxy's CPU per GB (utime+stime of the proxy process).
 #
 #   bench/bulk_push.sh
 #   ROUNDS=7 BENCH_SECS=20 bench/bulk_push.sh
@@ -9,8 +13,9 @@
 #
 # Knobs: ROUNDS (5), BENCH_SECS (10 s of 1280x720@30 noisy H.264 at ~280
 # Mbit/s, about 350 MB), KEEP_WORK=1 keeps the temp dir.
-# MB = 10^6 bytes, GB = 10^9 bytes. "gate CPU s/GB" is rtmpgate's
-# utime+stime (from /proc/PID/stat) per GB of file pushed.
+# PATHS (all five by default) picks a subset, e.g. PATHS="direct gate_rtmps".
+# MB = 10^6 bytes, GB = 10^9 bytes. "proxy CPU s/GB" is the proxy's
+# utime+stime (from /proc/PID/stat, all threads) per GB of file pushed.
 # Note: ffmpeg, nginx and rtmpgate share this machine's CPUs, so absolute
 # numbers depend on the core count; compare the ratio within one run.
 set -euo pipefail
@@ -20,12 +25,14 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/interop/lib.sh"
 
 ROUNDS="${ROUNDS:-5}"
 BENCH_SECS="${BENCH_SECS:-10}"
-PATHS=(direct gate_rtmp gate_rtmps)
+read -r -a PATHS <<<"${PATHS:-direct gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps}"
 
-# gate_cpu_ticks: utime+stime of the rtmpgate process, in clock ticks.
-gate_cpu_ticks() {
+# cpu_ticks TIMEOUT_PID: utime+stime of the process `spawn` started under
+# that timeout (its child), in clock ticks; 0 when there is none.
+cpu_ticks() {
     local pid
-    pid=$(ps -o pid= --ppid "$RTMPGATE_PID" | head -n 1 | tr -d ' ')
+    [[ -n "$1" ]] || { echo 0; return; }
+    pid=$(ps -o pid= --ppid "$1" | head -n 1 | tr -d ' ')
     [[ -n "$pid" && -r "/proc/$pid/stat" ]] || { echo 0; return; }
     # Fields after "(comm)": state is $1, utime is $12, stime is $13.
     sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
@@ -33,9 +40,70 @@ gate_cpu_ticks() {
 
 now() { date +%s.%N; }
 
+# start_proxies NGINX TLS PLAIN HAPROXY STUNNEL: rtmpgate (rtmps on TLS, rtmp
+# on PLAIN), HAProxy and stunnel in front of nginx, all with one RSA-2048
+# certificate made here. Same settings as bench/run.sh: no per-connection
+# logging, TCP_NODELAY, HAProxy nbthread = cores.
+start_proxies() {
+    local nginx=$1 tls=$2 plain=$3 hport=$4 sport=$5
+    local crt="$WORK/rsa.crt" key="$WORK/rsa.key"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+        -keyout "$key" -out "$crt" >"$WORK/openssl.log" 2>&1 || die "openssl req failed"
+    cat "$crt" "$key" >"$WORK/rsa.pem"
+    RTMPGATE_LOG="$WORK/rtmpgate.log"
+    spawn RTMPGATE_PID 900 "$RTMPGATE_LOG" env RUST_LOG=warn NO_COLOR=1 "$RTMPGATE_BIN" \
+        --listen "rtmps://127.0.0.1:$tls" --listen "rtmp://127.0.0.1:$plain" \
+        --upstream "rtmp://127.0.0.1:$nginx" --tls-cert "$crt" --tls-key "$key" \
+        --drain-timeout 1s
+    cat >"$WORK/haproxy.cfg" <<CFG
+global
+    nbthread $(nproc)
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 2m
+    timeout server 2m
+frontend rtmps
+    bind 127.0.0.1:$hport ssl crt $WORK/rsa.pem
+    default_backend origin
+backend origin
+    server origin 127.0.0.1:$nginx
+CFG
+    spawn HAPROXY_PID 900 "$WORK/haproxy.log" haproxy -db -f "$WORK/haproxy.cfg"
+    cat >"$WORK/stunnel.conf" <<CFG
+foreground = yes
+pid =
+debug = 4
+output = $WORK/stunnel.log
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+[rtmps]
+accept = 127.0.0.1:$sport
+connect = 127.0.0.1:$nginx
+cert = $crt
+key = $key
+CFG
+    spawn STUNNEL_PID 900 "$WORK/stunnel.out" stunnel "$WORK/stunnel.conf"
+    local port pid
+    for port in "$tls:$RTMPGATE_PID" "$plain:$RTMPGATE_PID" "$hport:$HAPROXY_PID" "$sport:$STUNNEL_PID"; do
+        pid=${port#*:}
+        port=${port%%:*}
+        if ! wait_port "$port" "$pid" 15; then
+            tail -n 30 "$RTMPGATE_LOG" "$WORK/haproxy.log" "$WORK/stunnel.out" >&2 || true
+            die "a proxy did not listen on 127.0.0.1:$port"
+        fi
+    done
+    log "rtmpgate (pid $RTMPGATE_PID), haproxy (pid $HAPROXY_PID), stunnel (pid $STUNNEL_PID) up"
+}
+
 main() {
     ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS must be 1..50"
     ensure_peers
+    local m=()
+    command -v haproxy >/dev/null 2>&1 || m+=(haproxy)
+    command -v stunnel >/dev/null 2>&1 || m+=(stunnel4)
+    ((${#m[@]} == 0)) || die "missing ${m[*]}: apt-get install -y ${m[*]}"
     ensure_rtmpgate
     make_workdir rtmpgate-bench
     log "work dir $WORK, rtmpgate $RTMPGATE_BIN"
@@ -51,29 +119,33 @@ main() {
     log "source: $bytes bytes"
 
     local ports
-    mapfile -t ports < <(free_ports 3)
+    mapfile -t ports < <(free_ports 5)
     local nginx_port=${ports[0]} tls_port=${ports[1]} plain_port=${ports[2]}
+    local haproxy_port=${ports[3]} stunnel_port=${ports[4]}
     # Keyframes of this file exceed nginx-rtmp's default max_message (1M).
     start_nginx "$nginx_port" 16M
-    start_rtmpgate "$nginx_port" "rtmps://127.0.0.1:$tls_port" "rtmp://127.0.0.1:$plain_port"
+    start_proxies "$nginx_port" "$tls_port" "$plain_port" "$haproxy_port" "$stunnel_port"
 
     local tck
     tck=$(getconf CLK_TCK)
     local results="$WORK/results.tsv"
-    printf 'round\tpath\tbytes\tsecs\trc\tgate_ticks\n' >"$results"
+    printf 'round\tpath\tbytes\tsecs\trc\tproxy_ticks\n' >"$results"
 
-    local r i k path url pid t0 t1 c0 c1 rc
+    local r i k path url proxy pid t0 t1 c0 c1 rc
     for ((r = 1; r <= ROUNDS; r++)); do
         for ((k = 0; k < ${#PATHS[@]}; k++)); do
             # Rotate the order each round so no path always goes first.
             i=$(((k + r - 1) % ${#PATHS[@]}))
             path=${PATHS[$i]}
             case $path in
-            direct) url="rtmp://127.0.0.1:$nginx_port/live/bulk_${r}_$path" ;;
-            gate_rtmp) url="rtmp://127.0.0.1:$plain_port/live/bulk_${r}_$path" ;;
-            gate_rtmps) url="rtmps://127.0.0.1:$tls_port/live/bulk_${r}_$path" ;;
+            direct) url="rtmp://127.0.0.1:$nginx_port/live/bulk_${r}_$path" proxy="" ;;
+            gate_rtmp) url="rtmp://127.0.0.1:$plain_port/live/bulk_${r}_$path" proxy=$RTMPGATE_PID ;;
+            gate_rtmps) url="rtmps://127.0.0.1:$tls_port/live/bulk_${r}_$path" proxy=$RTMPGATE_PID ;;
+            haproxy_rtmps) url="rtmps://127.0.0.1:$haproxy_port/live/bulk_${r}_$path" proxy=$HAPROXY_PID ;;
+            stunnel_rtmps) url="rtmps://127.0.0.1:$stunnel_port/live/bulk_${r}_$path" proxy=$STUNNEL_PID ;;
+            *) die "unknown path $path (PATHS: direct gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps)" ;;
             esac
-            c0=$(gate_cpu_ticks)
+            c0=$(cpu_ticks "$proxy")
             t0=$(now)
             spawn pid 120 "$WORK/push_${r}_$path.log" \
                 ffmpeg -nostdin -hide_banner -loglevel warning -i "$src" \
@@ -82,26 +154,28 @@ main() {
             t1=$(now)
             stop_pid "$pid"
             rc=$(exit_code "$pid")
-            c1=$(gate_cpu_ticks)
+            c1=$(cpu_ticks "$proxy")
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$path" "$bytes" \
                 "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
                 "$rc" "$((c1 - c0))" >>"$results"
             if [[ "$rc" != 0 ]]; then
                 log "round $r $path: ffmpeg exited with status $rc"
-                show_logs "$WORK/push_${r}_$path.log" "$RTMPGATE_LOG" "$NGINX_ERROR_LOG" >&2
+                show_logs "$WORK/push_${r}_$path.log" "$RTMPGATE_LOG" "$WORK/haproxy.log" \
+                    "$WORK/stunnel.log" "$NGINX_ERROR_LOG" >&2
             fi
         done
     done
 
-    python3 - "$results" "$tck" <<'EOF'
+    python3 - "$results" "$tck" "${PATHS[@]}" <<'REPORT'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 tck = float(sys.argv[2])
+order = sys.argv[3:]
 names = {"direct": "direct rtmp -> nginx", "gate_rtmp": "rtmp  -> rtmpgate -> nginx",
-         "gate_rtmps": "rtmps -> rtmpgate -> nginx"}
-order = ["direct", "gate_rtmp", "gate_rtmps"]
+         "gate_rtmps": "rtmps -> rtmpgate -> nginx", "haproxy_rtmps": "rtmps -> haproxy  -> nginx",
+         "stunnel_rtmps": "rtmps -> stunnel  -> nginx"}
 print()
-print(f"{'round':>5}  {'path':<27} {'MB':>8} {'secs':>7} {'MB/s':>8} {'gate CPU s':>10}  rc")
+print(f"{'round':>5}  {'path':<27} {'MB':>8} {'secs':>7} {'MB/s':>8} {'proxy CPU s':>11}  rc")
 failed = 0
 per = {p: [] for p in order}
 cpu = {p: [0.0, 0] for p in order}
@@ -113,26 +187,30 @@ for r in rows:
     rate = mb / secs if ok and secs > 0 else float("nan")
     if ok:
         per[r["path"]].append(rate)
-        cpu[r["path"]][0] += int(r["gate_ticks"]) / tck
+        cpu[r["path"]][0] += int(r["proxy_ticks"]) / tck
         cpu[r["path"]][1] += int(r["bytes"])
-    gate_cpu = "-" if r["path"] == "direct" else f"{int(r['gate_ticks']) / tck:.2f}"
-    print(f"{r['round']:>5}  {names[r['path']]:<27} {mb:8.1f} {secs:7.3f} {rate:8.1f} {gate_cpu:>10}  {r['rc']}")
+    pcpu = "-" if r["path"] == "direct" else f"{int(r['proxy_ticks']) / tck:.2f}"
+    print(f"{r['round']:>5}  {names[r['path']]:<27} {mb:8.1f} {secs:7.3f} {rate:8.1f} {pcpu:>11}  {r['rc']}")
 print()
-direct = statistics.median(per["direct"]) if per["direct"] else float("nan")
-print(f"{'path':<27} {'median MB/s':>11} {'min':>8} {'max':>8} {'vs direct':>9} {'gate CPU s/GB':>13}")
+med = {p: statistics.median(v) for p, v in per.items() if v}
+cpg = {p: cpu[p][0] / (cpu[p][1] / 1e9) for p in order if p != "direct" and cpu[p][1]}
+def ratio(a, b):
+    return f"{a / b:.2f}" if b else "-"
+print(f"{'path':<27} {'median MB/s':>11} {'min':>8} {'max':>8} {'vs direct':>9} {'vs haproxy':>10} {'proxy CPU s/GB':>14} {'CPU vs haproxy':>14}")
 for p in order:
     v = per[p]
     if not v:
         print(f"{names[p]:<27} {'n/a':>11}")
         continue
-    med = statistics.median(v)
-    ratio = med / direct if direct == direct and direct > 0 else float("nan")
-    cpg = "-" if p == "direct" or cpu[p][1] == 0 else f"{cpu[p][0] / (cpu[p][1] / 1e9):.2f}"
-    print(f"{names[p]:<27} {med:11.1f} {min(v):8.1f} {max(v):8.1f} {ratio:9.2f} {cpg:>13}")
+    vs_direct = ratio(med[p], med["direct"]) if "direct" in med else "-"
+    vs_haproxy = ratio(med[p], med["haproxy_rtmps"]) if "haproxy_rtmps" in med else "-"
+    c = f"{cpg[p]:.2f}" if p in cpg else "-"
+    c_vs = ratio(cpg[p], cpg["haproxy_rtmps"]) if p in cpg and "haproxy_rtmps" in cpg else "-"
+    print(f"{names[p]:<27} {med[p]:11.1f} {min(v):8.1f} {max(v):8.1f} {vs_direct:>9} {vs_haproxy:>10} {c:>14} {c_vs:>14}")
 print()
 print(f"bulk_push: {len(rows)} pushes, {failed} failed")
 sys.exit(1 if failed else 0)
-EOF
+REPORT
 }
 
 main "$@"
