@@ -56,34 +56,9 @@ start_proxies() {
         --listen "rtmps://127.0.0.1:$tls" --listen "rtmp://127.0.0.1:$plain" \
         --upstream "rtmp://127.0.0.1:$nginx" --tls-cert "$crt" --tls-key "$key" \
         --drain-timeout 1s
-    cat >"$WORK/haproxy.cfg" <<CFG
-global
-    nbthread $(nproc)
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 2m
-    timeout server 2m
-frontend rtmps
-    bind 127.0.0.1:$hport ssl crt $WORK/rsa.pem
-    default_backend origin
-backend origin
-    server origin 127.0.0.1:$nginx
-CFG
+    write_haproxy_tls "$WORK/haproxy.cfg" "$hport" "$WORK/rsa.pem" "$nginx" 100 2m
     spawn HAPROXY_PID 900 "$WORK/haproxy.log" haproxy -db -f "$WORK/haproxy.cfg"
-    cat >"$WORK/stunnel.conf" <<CFG
-foreground = yes
-pid =
-debug = 4
-output = $WORK/stunnel.log
-socket = l:TCP_NODELAY=1
-socket = r:TCP_NODELAY=1
-[rtmps]
-accept = 127.0.0.1:$sport
-connect = 127.0.0.1:$nginx
-cert = $crt
-key = $key
-CFG
+    write_stunnel_tls "$WORK/stunnel.conf" "$sport" "$nginx" "$crt" "$key" "$WORK/stunnel.log"
     spawn STUNNEL_PID 900 "$WORK/stunnel.out" stunnel "$WORK/stunnel.conf"
     local port pid
     for port in "$tls:$RTMPGATE_PID" "$plain:$RTMPGATE_PID" "$hport:$HAPROXY_PID" "$sport:$STUNNEL_PID"; do

@@ -214,22 +214,7 @@ start_proxy() {
             --idle-timeout 10m --drain-timeout 1s
         ;;
     haproxy)
-        cat >"$d/haproxy.cfg" <<EOF
-global
-    nbthread $(nproc)
-    maxconn $MAXCONN
-defaults
-    mode tcp
-    maxconn $MAXCONN
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
-frontend rtmps
-    bind 127.0.0.1:$port ssl crt $pem
-    default_backend sink
-backend sink
-    server sink 127.0.0.1:$SINK_PORT
-EOF
+        write_haproxy_tls "$d/haproxy.cfg" "$port" "$pem" "$SINK_PORT" "$MAXCONN" 10m
         haproxy -c -f "$d/haproxy.cfg" >"$d/check.log" 2>&1 || {
             cat "$d/check.log" >&2
             die "haproxy -c refused $d/haproxy.cfg"
@@ -237,20 +222,7 @@ EOF
         spawn tpid "$LIFETIME" "$d/log" haproxy -db -f "$d/haproxy.cfg"
         ;;
     stunnel)
-        cat >"$d/stunnel.conf" <<EOF
-foreground = yes
-pid =
-debug = 4
-output = $d/stunnel.log
-socket = l:TCP_NODELAY=1
-socket = r:TCP_NODELAY=1
-[rtmps]
-accept = 127.0.0.1:$port
-connect = 127.0.0.1:$SINK_PORT
-cert = $crt
-key = $key
-TIMEOUTidle = 600
-EOF
+        write_stunnel_tls "$d/stunnel.conf" "$port" "$SINK_PORT" "$crt" "$key" "$d/stunnel.log"
         spawn tpid "$LIFETIME" "$d/log" stunnel "$d/stunnel.conf"
         ;;
     *) die "unknown proxy $name" ;;

@@ -302,6 +302,51 @@ start_rtmpgate() {
     log "rtmpgate listening on $* (pid $RTMPGATE_PID)"
 }
 
+# write_haproxy_tls FILE PORT PEM UPSTREAM_PORT MAXCONN IDLE: an HAProxy
+# config terminating TLS on 127.0.0.1:PORT (`mode tcp`, `ssl crt PEM`,
+# nbthread = cores, no logging) in front of 127.0.0.1:UPSTREAM_PORT, client
+# and server timeouts IDLE (e.g. 10m). For the benchmarks' side-by-side runs.
+write_haproxy_tls() {
+    local file=$1 port=$2 pem=$3 upstream=$4 maxconn=$5 idle=$6
+    cat >"$file" <<CFG
+global
+    nbthread $(nproc)
+    maxconn $maxconn
+defaults
+    mode tcp
+    maxconn $maxconn
+    timeout connect 5s
+    timeout client $idle
+    timeout server $idle
+frontend rtmps
+    bind 127.0.0.1:$port ssl crt $pem
+    default_backend origin
+backend origin
+    server origin 127.0.0.1:$upstream
+CFG
+}
+
+# write_stunnel_tls FILE PORT UPSTREAM_PORT CRT KEY LOG: a stunnel config
+# (foreground, debug 4 to LOG, TCP_NODELAY both sides, 600 s idle) terminating
+# TLS on 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT.
+write_stunnel_tls() {
+    local file=$1 port=$2 upstream=$3 crt=$4 key=$5 logfile=$6
+    cat >"$file" <<CFG
+foreground = yes
+pid =
+debug = 4
+output = $logfile
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+[rtmps]
+accept = 127.0.0.1:$port
+connect = 127.0.0.1:$upstream
+cert = $crt
+key = $key
+TIMEOUTidle = 600
+CFG
+}
+
 # make_private_ca DIR NAME...: a private CA (DIR/ca.crt, CA:TRUE) and a
 # server certificate for NAMEs (DNS names or IPs) signed by it
 # (DIR/leaf.crt, DIR/leaf.key, CA:FALSE, serverAuth), ECDSA P-256, valid
