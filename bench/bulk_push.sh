@@ -25,7 +25,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/interop/lib.sh"
 
 ROUNDS="${ROUNDS:-5}"
 BENCH_SECS="${BENCH_SECS:-10}"
-read -r -a PATHS <<<"${PATHS:-direct gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps}"
+ALL_PATHS="direct gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps"
+read -r -a PATHS <<<"${PATHS:-$ALL_PATHS}"
 
 # cpu_ticks TIMEOUT_PID: utime+stime of the process `spawn` started under
 # that timeout (its child), in clock ticks; 0 when there is none.
@@ -74,11 +75,12 @@ start_proxies() {
 
 main() {
     ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS must be 1..50"
-    ensure_peers
-    local m=()
-    command -v haproxy >/dev/null 2>&1 || m+=(haproxy)
-    command -v stunnel >/dev/null 2>&1 || m+=(stunnel4)
-    ((${#m[@]} == 0)) || die "missing ${m[*]}: apt-get install -y ${m[*]}"
+    local path
+    for path in "${PATHS[@]}"; do
+        [[ " $ALL_PATHS " == *" $path "* ]] || die "unknown path $path in PATHS (known: $ALL_PATHS)"
+    done
+    ensure_peers # stunnel among them
+    command -v haproxy >/dev/null 2>&1 || die "haproxy is missing: apt-get install -y haproxy"
     ensure_rtmpgate
     make_workdir rtmpgate-bench
     log "work dir $WORK, rtmpgate $RTMPGATE_BIN"
@@ -106,7 +108,7 @@ main() {
     local results="$WORK/results.tsv"
     printf 'round\tpath\tbytes\tsecs\trc\tproxy_ticks\n' >"$results"
 
-    local r i k path url proxy pid t0 t1 c0 c1 rc
+    local r i k url proxy pid t0 t1 c0 c1 rc
     for ((r = 1; r <= ROUNDS; r++)); do
         for ((k = 0; k < ${#PATHS[@]}; k++)); do
             # Rotate the order each round so no path always goes first.
@@ -118,7 +120,6 @@ main() {
             gate_rtmps) url="rtmps://127.0.0.1:$tls_port/live/bulk_${r}_$path" proxy=$RTMPGATE_PID ;;
             haproxy_rtmps) url="rtmps://127.0.0.1:$haproxy_port/live/bulk_${r}_$path" proxy=$HAPROXY_PID ;;
             stunnel_rtmps) url="rtmps://127.0.0.1:$stunnel_port/live/bulk_${r}_$path" proxy=$STUNNEL_PID ;;
-            *) die "unknown path $path (PATHS: direct gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps)" ;;
             esac
             c0=$(cpu_ticks "$proxy")
             t0=$(now)
