@@ -9,15 +9,21 @@
 //! bodies) and counts complete request heads. A read that brings bytes
 //! also wakes a waiting idle. If the framing is ever not understood (chunked
 //! bodies, oversized heads), counting stops and only the wake-up remains.
+//!
+//! It also owns the write deadline towards the client: hyper waits for ever
+//! on a reply the client never reads (a zero receive window), so a write or
+//! flush that makes no progress for `--write-timeout` fails the connection.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
+use tokio::time::Sleep;
 
 /// Request heads larger than this are not followed (hyper refuses them too).
 const MAX_HEAD: usize = 16 * 1024;
@@ -44,6 +50,9 @@ pub struct ConnState {
     /// The connection task, parked on a client EOF until in-flight
     /// requests are done.
     eof_waiter: Mutex<Option<Waker>>,
+    /// A reply made no progress for the write timeout and the connection
+    /// was failed for it.
+    write_timed_out: AtomicBool,
 }
 
 impl Default for ConnState {
@@ -55,6 +64,7 @@ impl Default for ConnState {
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             eof_waiter: Mutex::new(None),
+            write_timed_out: AtomicBool::new(false),
         }
     }
 }
@@ -85,6 +95,12 @@ impl ConnState {
     /// Whether a request after request number `index` has been read.
     pub fn next_request_read(&self, index: u64) -> bool {
         self.heads_seen.load(Relaxed) > index
+    }
+
+    /// Whether the connection ended because the client stopped taking a
+    /// reply (see [`Watched`]'s write deadline).
+    pub fn write_timed_out(&self) -> bool {
+        self.write_timed_out.load(Relaxed)
     }
 }
 
@@ -194,18 +210,58 @@ pub struct Watched<S> {
     /// The client's read side ended (EOF or reset) and that is being held
     /// back from hyper until in-flight requests are answered.
     read_ended: bool,
+    /// Longest a write may wait without progress; `None` = for ever.
+    write_timeout: Option<Duration>,
+    /// Armed while a write or flush is blocked; dropped on progress.
+    /// Boxed and made only on a stall, so a client that keeps up costs
+    /// nothing.
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Watched<S> {
-    /// Wraps `inner`, reporting into `state`.
-    pub fn new(inner: S, state: std::sync::Arc<ConnState>) -> Self {
+    /// Wraps `inner`, reporting into `state`; a reply blocked for
+    /// `write_timeout` fails the connection.
+    pub fn new(
+        inner: S,
+        state: std::sync::Arc<ConnState>,
+        write_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             inner,
             state,
             framing: Framing::Head(Vec::new()),
             gone: false,
             read_ended: false,
+            write_timeout,
+            stall: None,
         }
+    }
+
+    /// Passes a write-side poll result through the deadline: progress (or
+    /// any end) disarms it, a block arms it, and a block that outlasts it
+    /// becomes a `TimedOut` error that hyper ends the connection on.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if res.is_ready() {
+            self.stall = None;
+            return res;
+        }
+        let Some(limit) = self.write_timeout else {
+            return res;
+        };
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        ready!(stall.as_mut().poll(cx));
+        self.stall = None;
+        self.state.write_timed_out.store(true, Relaxed);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client took no reply bytes for the write timeout",
+        )))
     }
 }
 
@@ -279,7 +335,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         if self.gone {
             return Poll::Ready(Ok(buf.len()));
         }
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        match self.deadline(cx, res) {
             Poll::Ready(Err(err)) if peer_gone(&err) => {
                 self.gone = true;
                 Poll::Ready(Ok(buf.len()))
@@ -297,7 +354,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         if self.gone {
             return Poll::Ready(Ok(all));
         }
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        match self.deadline(cx, res) {
             Poll::Ready(Err(err)) if peer_gone(&err) => {
                 self.gone = true;
                 Poll::Ready(Ok(all))
@@ -314,14 +372,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         if self.gone {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let res = Pin::new(&mut self.inner).poll_flush(cx);
+        self.deadline(cx, res)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.gone {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let res = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.deadline(cx, res)
     }
 }
 

@@ -59,10 +59,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn_state = Arc::new(ConnState::default());
-    let io = Watched::new(io, Arc::clone(&conn_state));
+    let io = Watched::new(io, Arc::clone(&conn_state), ctx.config.timeouts.write);
     let service = {
         let ctx = Arc::clone(ctx);
         let rt = Arc::clone(rt);
+        let conn_state = Arc::clone(&conn_state);
         let tunnel = Arc::new(tunnel);
         service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
@@ -89,6 +90,13 @@ where
     tokio::select! {
         res = conn.as_mut() => match res {
             Ok(()) => HttpEnd::Done,
+            Err(_) if conn_state.write_timed_out() => {
+                tracing::info!(
+                    timeout = ?ctx.config.timeouts.write,
+                    "rtmpt client took no reply bytes for the write timeout; closing"
+                );
+                HttpEnd::WriteTimeout
+            }
             Err(err) => {
                 tracing::debug!(%err, "rtmpt connection ended with an error");
                 HttpEnd::of(&err)

@@ -82,6 +82,10 @@ pub enum HttpEnd {
     BadRequest,
     /// The client left in the middle of a request.
     Incomplete,
+    /// The client took no reply bytes for `--write-timeout` (a zero
+    /// receive window, a client that pipelines and never reads): the same
+    /// label as a relay's stalled client.
+    WriteTimeout,
     /// Any other I/O or protocol error.
     Error,
 }
@@ -94,6 +98,7 @@ impl HttpEnd {
             Self::HeaderTimeout => "http_header_timeout",
             Self::BadRequest => "http_bad_request",
             Self::Incomplete => "http_incomplete_request",
+            Self::WriteTimeout => "client_write_timeout",
             Self::Error => "http_error",
         }
     }
