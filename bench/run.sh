@@ -12,7 +12,7 @@
 #   REPS=1 BULK_BYTES=50000000 HOLD_COUNTS=50 bash bench/run.sh   # quick
 #
 # Workloads (WORKLOADS, default all): limits bulk handshakes resume latency
-# hold rtmpt. Knobs (defaults in brackets):
+# hold stall rtmpt. Knobs (defaults in brackets):
 #   REPS [5]            repetitions (interleaved), medians reported
 #   CERTS ["ecdsa rsa"] certificates; handshakes run for each, the other
 #                       workloads with the first
@@ -24,6 +24,11 @@
 #   LAT_COUNT [2000]    ping-pongs (256 B) per latency run
 #   HOLD_COUNTS ["1000 5000 10000"] HOLD_SECS [10] HOLD_RATE [1000/s]
 #   HOLD_INTERVAL_MS [2000]  per-connection echo interval while holding
+#   STALL_COUNTS ["200"]  stall: connections whose upstream floods them and
+#                       that never read (a stalled player / zero window);
+#                       RSS sampled 3 s after the last is up, i.e. what a
+#                       proxy holds per such connection once its buffers
+#                       are full (held HOLD_SECS, below --write-timeout)
 #   RTMPT_BYTES [200000000] RTMPT_BODY [65536] RTMPT_DEPTH [4]
 #   LIMIT_SECS [3]      seconds per openssl speed / iperf3 measurement
 #   GATE_TLS13_TICKETS [2]  rtmpgate --tls13-tickets (2 = what OpenSSL sends
@@ -66,7 +71,7 @@ REPO_ROOT="$(cd "$HERE/.." && pwd)"
 REPS="${REPS:-5}"
 CERTS="${CERTS:-ecdsa rsa}"
 TLS_VERSIONS="${TLS_VERSIONS:-1.3 1.2}"
-WORKLOADS="${WORKLOADS:-limits bulk handshakes resume latency hold rtmpt}"
+WORKLOADS="${WORKLOADS:-limits bulk handshakes resume latency hold stall rtmpt}"
 BULK_BYTES="${BULK_BYTES:-1000000000}"
 BULK_CONNS="${BULK_CONNS:-1 4}"
 HS_CONNS="${HS_CONNS:-8}"
@@ -76,6 +81,7 @@ HOLD_COUNTS="${HOLD_COUNTS:-1000 5000 10000}"
 HOLD_SECS="${HOLD_SECS:-10}"
 HOLD_RATE="${HOLD_RATE:-1000}"
 HOLD_INTERVAL_MS="${HOLD_INTERVAL_MS:-2000}"
+STALL_COUNTS="${STALL_COUNTS:-200}"
 RTMPT_BYTES="${RTMPT_BYTES:-200000000}"
 RTMPT_BODY="${RTMPT_BODY:-65536}"
 RTMPT_DEPTH="${RTMPT_DEPTH:-4}"
@@ -388,19 +394,25 @@ one_rep_rtmpt() {
     done
 }
 
-# hold_one PROXY CERT N REP: fresh proxy, N connections held, RSS sampled.
+# hold_one PROXY CERT N REP [KIND]: fresh proxy, N connections held, RSS
+# sampled. KIND idle (default: echoing now and then) or stall (flooded by
+# the upstream, never reading).
 hold_one() {
-    local p="$1" cert="$2" n="$3" r="$4" tv1 pid rss0 rss1 thr lpid logf i line secs
+    local p="$1" cert="$2" n="$3" r="$4" kind="${5:-idle}" tv1 pid rss0 rss1 thr lpid logf i line secs
+    local -a extra=()
+    [[ "$kind" == stall ]] && extra=(--stall --settle 3)
     tv1=$(first "$TLS_VERSIONS")
     start_proxy "$p" "$cert"
     pid=${PPID_[$p]}
     sleep 1
     rss0=$(rss_kib "$pid")
-    logf="$WORK/runs/hold.n$n.$p.$r.log"
+    local variant="n$n"
+    [[ "$kind" == stall ]] && variant="s$n"
+    logf="$WORK/runs/hold.$variant.$p.$r.log"
     secs=$(awk -v n="$n" -v r="$HOLD_RATE" -v h="$HOLD_SECS" 'BEGIN { printf "%d", n / r + h + 90 }')
     spawn lpid "$secs" "$logf" "$LOADGEN_BIN" --timeout "$secs" --threads "$LOADGEN_THREADS" hold \
         --target "127.0.0.1:${PPORT[$p]}" $(tls_args "$tv1") --conns "$n" --seconds "$HOLD_SECS" \
-        --rate "$HOLD_RATE" --trickle-interval "$HOLD_INTERVAL_MS"
+        --rate "$HOLD_RATE" --trickle-interval "$HOLD_INTERVAL_MS" "${extra[@]}"
     rss1=0 thr=0
     for ((i = 0; i < secs * 10; i++)); do
         if grep -q '^loadgen event=established' "$logf" 2>/dev/null; then
@@ -422,7 +434,7 @@ hold_one() {
         HOLD_SHORT=$((HOLD_SHORT + 1))
         log "hold: $p held less than $n: $line"
     fi
-    record "workload=hold variant=n$n proxy=$p rep=$r rss0_kib=$rss0 rss1_kib=$rss1 threads=$thr" "$line"
+    record "workload=hold variant=$variant proxy=$p rep=$r rss0_kib=$rss0 rss1_kib=$rss1 threads=$thr" "$line"
     stop_proxy "$p"
 }
 HOLD_SHORT=0
@@ -473,7 +485,7 @@ main() {
         echo "nofile=$nofile"
         echo "hold_max=$HOLD_MAX"
         echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
-        echo "params=REPS=$REPS CERTS=\"$CERTS\" TLS_VERSIONS=\"$TLS_VERSIONS\" BULK_BYTES=$BULK_BYTES BULK_CONNS=\"$BULK_CONNS\" HS_CONNS=$HS_CONNS HS_SECS=$HS_SECS LAT_COUNT=$LAT_COUNT HOLD_COUNTS=\"$HOLD_COUNTS\" HOLD_SECS=$HOLD_SECS RTMPT_BYTES=$RTMPT_BYTES GATE_TLS13_TICKETS=$GATE_TLS13_TICKETS LOADGEN_THREADS=$LOADGEN_THREADS"
+        echo "params=REPS=$REPS CERTS=\"$CERTS\" TLS_VERSIONS=\"$TLS_VERSIONS\" BULK_BYTES=$BULK_BYTES BULK_CONNS=\"$BULK_CONNS\" HS_CONNS=$HS_CONNS HS_SECS=$HS_SECS LAT_COUNT=$LAT_COUNT HOLD_COUNTS=\"$HOLD_COUNTS\" HOLD_SECS=$HOLD_SECS STALL_COUNTS=\"$STALL_COUNTS\" RTMPT_BYTES=$RTMPT_BYTES GATE_TLS13_TICKETS=$GATE_TLS13_TICKETS LOADGEN_THREADS=$LOADGEN_THREADS"
     } >"$meta"
 
     : >"$WORK/limits.txt"
@@ -506,6 +518,19 @@ main() {
                 for p in $(rotate "$r" $PROXIES); do
                     log "hold rep $r: $p, $n connections"
                     hold_one "$p" "$cert1" "$n" "$r"
+                done
+            done
+        done
+    fi
+    if has stall "$WORKLOADS"; then
+        local cert1 want
+        cert1=$(first "$CERTS")
+        for ((r = 1; r <= REPS; r++)); do
+            for want in $STALL_COUNTS; do
+                n=$((want < HOLD_MAX ? want : HOLD_MAX))
+                for p in $(rotate "$r" $PROXIES); do
+                    log "stall rep $r: $p, $n stalled connections"
+                    hold_one "$p" "$cert1" "$n" "$r" stall
                 done
             done
         done

@@ -7,6 +7,7 @@
 //! cargo run --release --example loadgen -- handshakes --target 127.0.0.1:8443 --conns 8 --seconds 5 [--resume]
 //! cargo run --release --example loadgen -- latency --target 127.0.0.1:8443 --count 2000
 //! cargo run --release --example loadgen -- hold --target 127.0.0.1:8443 --conns 1000 --seconds 10
+//! cargo run --release --example loadgen -- hold --target 127.0.0.1:8443 --conns 200 --seconds 5 --stall
 //! cargo run --release --example loadgen -- rtmpt --target 127.0.0.1:1936 --plain --style ffmpeg --bytes 100000000
 //! ```
 //!
@@ -20,6 +21,9 @@
 //!   answers `OK` + u64 count, so a client knows its bytes went all the way
 //!   through the proxy;
 //! - `E`: the sink echoes everything until EOF;
+//! - `F`: the sink sends 64 KiB blocks until the connection fails or a
+//!   write makes no progress for its idle time (`hold --stall`: a client
+//!   that never reads, to measure what a proxy holds for it);
 //! - nothing (EOF right after C2): a handshake-only connection.
 //!
 //! Output: one line `loadgen mode=… ok=0|1 key=value …` per run on stdout
@@ -182,6 +186,14 @@ struct HoldArgs {
     /// New connections per second while ramping up.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
+    /// Stalled clients: ask the sink to flood (`F`) and never read, so the
+    /// proxy's buffers for each connection fill; `event=established` is
+    /// printed `--settle` seconds after the last one is up.
+    #[arg(long)]
+    stall: bool,
+    /// Seconds to let buffers fill before `event=established` (`--stall`).
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
 }
 
 #[derive(Args)]
@@ -612,6 +624,13 @@ async fn sink_conn(mut s: TcpStream, stats: &SinkStats) -> std::io::Result<()> {
                 }
             }
         }
+        b'F' => {
+            let block = vec![0x46u8; 64 * 1024];
+            loop {
+                timeout(idle, s.write_all(&block)).await.map_err(to)??;
+                stats.bytes.fetch_add(block.len() as u64, Relaxed);
+            }
+        }
         b'E' => {
             let mut buf = vec![0u8; 2048];
             loop {
@@ -963,7 +982,11 @@ async fn latency(a: LatencyArgs, end: Instant) -> bool {
 // ---------------------------------------------------------------------------
 
 async fn hold(a: HoldArgs, end: Instant) -> bool {
-    let base = vec![("mode", "hold".to_string()), ("conns", a.conns.to_string())];
+    let base = vec![
+        ("mode", "hold".to_string()),
+        ("conns", a.conns.to_string()),
+        ("stall", (a.stall as u8).to_string()),
+    ];
     let d = match dialer(&a.conn, false) {
         Ok(d) => d,
         Err(e) => return fail(base, e),
@@ -975,6 +998,7 @@ async fn hold(a: HoldArgs, end: Instant) -> bool {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(Errors::default());
     let interval = Duration::from_millis(a.trickle_interval.max(10));
+    let stall = a.stall;
     let t0 = Instant::now();
     let rate = a.rate.max(1.0);
     let mut tasks = tokio::task::JoinSet::new();
@@ -991,8 +1015,13 @@ async fn hold(a: HoldArgs, end: Instant) -> bool {
         );
         tasks.spawn(timeout_at(end, async move {
             sleep_until(at).await;
+            // The stall's `F` is followed by the rest of a type-1 chunk
+            // header (an empty video message): rtmpgate's stream follower
+            // holds a chunk header until it is whole, as real clients
+            // always send them; the sink reads the mode byte only.
+            let mode: &[u8] = if stall { b"F\0\0\0\0\0\0\x09" } else { b"E" };
             let mut s = match d.rtmp(i as u64 + 1).await {
-                Ok((mut s, _)) => match s.write_all(b"E").await {
+                Ok((mut s, _)) => match s.write_all(mode).await {
                     Ok(()) => s,
                     Err(e) => {
                         errors.push(format!("conn {i}: {e}"));
@@ -1007,6 +1036,20 @@ async fn hold(a: HoldArgs, end: Instant) -> bool {
                 }
             };
             established.fetch_add(1, Relaxed);
+            if stall {
+                // Read nothing until the end; then one read proves the
+                // connection is alive and the flood came through.
+                while !stop.load(Relaxed) {
+                    sleep(Duration::from_millis(100)).await;
+                }
+                let mut buf = [0u8; 4096];
+                let alive = matches!(timeout(STEP, s.read(&mut buf)).await, Ok(Ok(n)) if n > 0);
+                if !alive {
+                    died.fetch_add(1, Relaxed);
+                    errors.push(format!("conn {i}: no flood bytes after the stall"));
+                }
+                return alive;
+            }
             // Spread the trickle over the interval.
             let phase = interval.mul_f64((i % 997) as f64 / 997.0);
             let mut next = Instant::now() + phase;
@@ -1077,6 +1120,9 @@ async fn hold(a: HoldArgs, end: Instant) -> bool {
         sleep(Duration::from_millis(20)).await;
     }
     let ramp_secs = t0.elapsed().as_secs_f64();
+    if a.stall {
+        sleep_until((Instant::now() + Duration::from_secs_f64(a.settle)).min(end)).await;
+    }
     emit(&[
         ("event", "established".into()),
         ("established", established.load(Relaxed).to_string()),

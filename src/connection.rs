@@ -172,7 +172,9 @@ async fn serve_socket(
     };
     // The handshake's state is boxed (and freed when it ends) so it does not
     // size the task that then lives as long as the stream.
-    let handshake = Box::pin(acceptor.accept(ReadAhead::new(stream)));
+    let handshake = Box::pin(acceptor.accept_with(ReadAhead::new(stream), |conn| {
+        conn.set_buffer_limit(Some(crate::tls::SENDABLE_TLS_LIMIT));
+    }));
     match tokio::time::timeout(ctx.config.timeouts.tls_handshake, handshake).await {
         // Boxed: a TLS stream is ~1.3 KB, and every async layer that takes
         // the stream by value keeps its own slot for it for the whole

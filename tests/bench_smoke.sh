@@ -31,7 +31,7 @@ fi
 start=$SECONDS
 rc=0
 REPS=1 BULK_BYTES=20000000 BULK_CONNS="1 2" HS_CONNS=4 HS_SECS=1 LAT_COUNT=100 \
-    HOLD_COUNTS=50 HOLD_SECS=2 HOLD_RATE=500 HOLD_INTERVAL_MS=500 RTMPT_BYTES=5000000 \
+    HOLD_COUNTS=50 STALL_COUNTS=20 HOLD_SECS=2 HOLD_RATE=500 HOLD_INTERVAL_MS=500 RTMPT_BYTES=5000000 \
     LIMIT_SECS=1 OUT="$OUTDIR/report.md" \
     timeout -s TERM -k 10 300 bash "$ROOT/bench/run.sh" >"$OUTDIR/out.txt" 2>"$OUTDIR/err.txt" || rc=$?
 elapsed=$((SECONDS - start))
@@ -53,7 +53,7 @@ grep -q '^loadgen checks: [0-9]* runs, 0 failed, 0 hold shortfalls$' "$OUTDIR/ou
 # Every table must exist and every cell be a number (or a dash for columns
 # that do not apply, in the RTMPT table only).
 for title in "Physical limits" "Bulk push" "Full handshakes" "Resumed handshakes" \
-    "Latency" "Idle connections held" "RTMPT vs RTMP"; do
+    "Latency" "Idle and stalled connections held" "RTMPT vs RTMP"; do
     grep -q "^### $title" "$OUTDIR/report.md" || fail "table '$title' missing"
 done
 if grep -n 'n/a\|nan\| ok)' "$OUTDIR/report.md"; then

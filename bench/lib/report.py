@@ -232,7 +232,8 @@ def main():
         ],
         note=f"Direct to the sink (plain TCP, no proxy): p50 {fmt(dmed)} µs, p99 {fmt(dp99)} µs.",
     )
-    hold_note = "Each run on a fresh proxy process; RSS = VmRSS of the proxy's processes, sampled before connecting and once all N were established (TLS + RTMP handshake done, each connection echoing 16 bytes every few seconds); per connection = delta / established."
+    hold_note = ("Each run on a fresh proxy process; RSS = VmRSS of the proxy's processes, sampled before connecting and once all N were established (TLS + RTMP handshake done, each connection echoing 16 bytes every few seconds); per connection = delta / established. "
+                 "Stalled rows: the upstream floods every connection and the client never reads (a stalled player, zero window); RSS sampled 3 s after the last connection is up, when every buffer on the path is full: what the proxy holds per such connection, TLS library buffers included (kernel socket buffers are not in RSS).")
     if clamps:
         hold_note += (
             f" Clamped by the open-file limit ({meta.get('nofile')}; a proxy needs 2 per connection): "
@@ -240,7 +241,7 @@ def main():
             + "."
         )
     table(
-        "Idle connections held (RTMPS, TLS 1.3)",
+        "Idle and stalled connections held (RTMPS, TLS 1.3)",
         "hold",
         [
             ("alive at end ↑", lambda r: num(r, "alive")),
@@ -330,6 +331,8 @@ def variant_key(v):
     parts = v.split(".")
     if v.startswith("n") and v[1:].isdigit():
         return (0, int(v[1:]), "")
+    if v.startswith("s") and v[1:].isdigit():
+        return (0, 10**9 + int(v[1:]), "")
     tv = v[3:6] if v.startswith("tls") else ""
     rest = v[7:] if v.startswith("tls") else v
     conns = 0
@@ -341,6 +344,8 @@ def variant_key(v):
 
 def pretty_variant(workload, v):
     if workload == "hold":
+        if v.startswith("s"):
+            return f"{int(v[1:]):,} stalled conns"
         return f"{int(v[1:]):,} conns"
     if v.startswith("tls"):
         tv = v[3:6]
