@@ -158,7 +158,7 @@ start_gate() {
         "$WORK/rtmpgate" --listen "rtmp://127.0.0.1:$port" \
         --upstream "rtmp://127.0.0.1:$NGX_PORT" --admin "127.0.0.1:$admin" \
         --drain-timeout 1s --max-connections-per-client 0 \
-        --rtmpt-max-sessions-per-client 100 "$@"
+        --rtmpt-max-sessions-per-client 100 --rtmpt-open-rate 0 "$@"
     wait_port "$port" "$tpid" 15 && wait_port "$admin" "$tpid" 15 || {
         tail -n 20 "$WORK/$name.log" >&2 || true
         die "rtmpgate $name did not listen on $port/$admin"

@@ -217,6 +217,7 @@ start_proxy() {
             --upstream "rtmp://127.0.0.1:$SINK_PORT" --tls-cert "$crt" --tls-key "$key" \
             --tls13-tickets "$GATE_TLS13_TICKETS" --max-connections "$MAXCONN" \
             --max-connections-per-client 0 --rtmpt-max-sessions-per-client 10000 \
+            --rtmpt-open-rate 0 \
             --idle-timeout 10m --drain-timeout 1s
         ;;
     haproxy)

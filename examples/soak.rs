@@ -1307,6 +1307,7 @@ pub async fn run(opts: Options) -> Report {
     config.timeouts.idle = Some(Duration::from_secs(120));
     config.rtmpt.limits.max_sessions = 100_000;
     config.rtmpt.limits.max_per_client = 100_000;
+    config.rtmpt.open_rate.per_second = 0;
     config.rtmpt.limits.expiry = opts.rtmpt_expiry;
     let metrics = Arc::new(Metrics::default());
     let gateway = match Gateway::bind(config, Arc::clone(&metrics)).await {

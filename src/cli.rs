@@ -298,6 +298,19 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_MAX_SESSIONS_PER_CLIENT")]
     pub rtmpt_max_sessions_per_client: Option<usize>,
 
+    /// RTMPT: /open requests a second one client (an IPv4 address, or an
+    /// IPv6 /64) may sustain; more get 429 before any upstream connection
+    /// is made. Each /open costs an upstream connect (maybe a TLS
+    /// handshake), and failed connects hold an upstream down for everyone.
+    /// 0 turns the limit off. [default: 10]
+    #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_OPEN_RATE")]
+    pub rtmpt_open_rate: Option<u32>,
+
+    /// RTMPT: /open requests one client may make at once after a quiet
+    /// spell, on top of --rtmpt-open-rate. [default: 32]
+    #[arg(long, value_name = "N", env = "RTMPGATE_RTMPT_OPEN_BURST")]
+    pub rtmpt_open_burst: Option<u32>,
+
     /// RTMPT: largest /send body in bytes; larger gets 413. Bodies are
     /// streamed, so this bounds abuse, not memory. [default: 16777216]
     #[arg(long, value_name = "BYTES", env = "RTMPGATE_RTMPT_MAX_BODY")]

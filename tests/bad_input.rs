@@ -298,6 +298,8 @@ async fn thousands_of_opens_without_follow_up_hit_the_caps_then_expire() {
         c.rtmpt.limits.max_sessions = CAP;
         c.rtmpt.limits.max_per_client = PER_CLIENT;
         c.rtmpt.limits.expiry = EXPIRY;
+        // The caps are under test; the /open rate has tests/open_rate.rs.
+        c.rtmpt.open_rate.per_second = 0;
     })
     .await;
     let mut live = LiveRelay::establish(connect_rtmps(gw.rtmps()).await, &mut upstream).await;

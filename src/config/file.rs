@@ -44,6 +44,8 @@ pub(super) struct FileConfig {
     pub(super) rtmpt_max_sessions: Option<usize>,
     pub(super) rtmpt_max_sessions_per_client: Option<usize>,
     pub(super) rtmpt_max_body: Option<u64>,
+    pub(super) rtmpt_open_rate: Option<u32>,
+    pub(super) rtmpt_open_burst: Option<u32>,
     pub(super) rtmpt_any_client_address: Option<bool>,
     pub(super) rtmpt_forwarded_for: Option<bool>,
     pub(super) admin: Option<std::net::SocketAddr>,

@@ -282,6 +282,14 @@ impl Config {
                     .rtmpt_max_body
                     .or(file.rtmpt_max_body)
                     .unwrap_or(d.max_body);
+                r.open_rate.per_second = cli
+                    .rtmpt_open_rate
+                    .or(file.rtmpt_open_rate)
+                    .unwrap_or(d.open_rate.per_second);
+                r.open_rate.burst = cli
+                    .rtmpt_open_burst
+                    .or(file.rtmpt_open_burst)
+                    .unwrap_or(d.open_rate.burst);
                 let any =
                     cli.rtmpt_any_client_address || file.rtmpt_any_client_address.unwrap_or(false);
                 r.limits.bind_client = !any;

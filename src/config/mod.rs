@@ -34,8 +34,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use self::types::{
-    CertPair, RtmptSettings, SessionSettings, TableLimits, Timeouts, TlsSource, UpstreamPins,
-    UpstreamTrust,
+    CertPair, OpenRate, RtmptSettings, SessionSettings, TableLimits, Timeouts, TlsSource,
+    UpstreamPins, UpstreamTrust,
 };
 pub use crate::auth::AuthSettings;
 use crate::endpoint::{ListenUrl, UpstreamUrl};

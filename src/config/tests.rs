@@ -88,6 +88,31 @@ fn rtmpt_settings_from_flags_and_file() {
 }
 
 #[test]
+fn rtmpt_open_rate_from_flags_and_file() {
+    let d = Config::from_sources(&cli(&[])).unwrap().rtmpt.open_rate;
+    assert_eq!((d.per_second, d.burst), (10, 32), "README documents these");
+    let dir = std::env::temp_dir().join(format!("rtmpgate-cfg-rate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, "rtmpt_open_rate = 3\nrtmpt_open_burst = 7\n").unwrap();
+    let path = file.to_str().unwrap();
+    let r = Config::from_sources(&cli(&["--config", path]))
+        .unwrap()
+        .rtmpt
+        .open_rate;
+    assert_eq!((r.per_second, r.burst), (3, 7));
+    let r = Config::from_sources(&cli(&["--config", path, "--rtmpt-open-rate", "0"]))
+        .unwrap()
+        .rtmpt
+        .open_rate;
+    assert_eq!((r.per_second, r.burst), (0, 7), "the flag wins");
+    let e = Config::from_sources(&cli(&["--rtmpt-open-burst", "0"])).unwrap_err();
+    assert!(e.to_string().contains("rtmpt_open_burst"), "{e}");
+    Config::from_sources(&cli(&["--rtmpt-open-rate", "0", "--rtmpt-open-burst", "0"]))
+        .expect("no burst is needed while the limit is off");
+}
+
+#[test]
 fn several_upstreams_and_trust() {
     let c = Config::from_sources(&cli(&[
         "--upstream",

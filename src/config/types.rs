@@ -118,6 +118,8 @@ pub struct RtmptSettings {
     pub header_timeout: Duration,
     /// Believe `X-Forwarded-For` from trusted balancers.
     pub forwarded_for: bool,
+    /// How fast one client may open sessions.
+    pub open_rate: OpenRate,
 }
 
 impl Default for RtmptSettings {
@@ -146,8 +148,29 @@ impl Default for RtmptSettings {
             max_body: 16 * 1024 * 1024,
             header_timeout: Duration::from_secs(30),
             forwarded_for: false,
+            // Every /open costs an upstream connection (maybe a TLS
+            // handshake). The burst equals the per-client session cap, so a
+            // client (a NAT'd office after a network blip) can always fill
+            // its cap at once; 10 a second is far above any player's or
+            // encoder's reconnects and bounds an /open-/close loop to 10
+            // upstream connects a second. README "Per-client caps".
+            open_rate: OpenRate {
+                per_second: 10,
+                burst: 32,
+            },
         }
     }
+}
+
+/// A per-client token bucket on RTMPT `/open` (enforced by
+/// [`crate::limits::OpenRateLimiter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRate {
+    /// Opens a second one client may sustain; 0 = no limit.
+    pub per_second: u32,
+    /// Opens one client may make at once after a quiet spell (at least 1
+    /// when `per_second` is set).
+    pub burst: u32,
 }
 
 /// Limits the RTMPT session table enforces.

@@ -72,6 +72,14 @@ impl Config {
                 why: "session caps must be at least 1".into(),
             });
         }
+        if self.rtmpt.open_rate.per_second > 0 && self.rtmpt.open_rate.burst == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "rtmpt_open_burst",
+                why: "must be at least 1 while --rtmpt-open-rate is set (0 would refuse every \
+                      /open); set --rtmpt-open-rate 0 to turn the limit off"
+                    .into(),
+            });
+        }
         if self.rtmpt.session.long_poll >= self.rtmpt.limits.expiry {
             return Err(ConfigError::Invalid {
                 setting: "rtmpt_long_poll",

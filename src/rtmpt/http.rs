@@ -299,6 +299,15 @@ async fn open(
             return reply::error(StatusCode::SERVICE_UNAVAILABLE, "too many RTMPT sessions");
         }
     };
+    // After the session caps (an /open they refuse costs nothing and takes
+    // no token), before the upstream connect it would cost.
+    if let Err(limited) = rt.open_rate.check(peer.ip()) {
+        rt.table.remove(&id);
+        ctx.metrics.limit_hit("rtmpt_open_rate");
+        let client = crate::limits::client_key(peer.ip());
+        tracing::warn!(%client, limit = "rtmpt_open_rate", "rtmpt /open refused: {limited}");
+        return reply::rate_limited(limited.retry_after);
+    }
     let upstream = match ctx.connect_upstream(addrs).await {
         Ok(u) => u,
         Err(err) => {

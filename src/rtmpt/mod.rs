@@ -2,8 +2,8 @@
 //!
 //! Owns the HTTP side of the tunnel: one hyper HTTP/1 connection per client
 //! connection (title-case headers, header-read timeout), request checks
-//! (method, path, content type, body size), `/open` (session creation and
-//! upstream connect) and handing `/send`, `/idle`, `/close` to the session
+//! (method, path, content type, body size), `/open` (per-client rate,
+//! session creation and upstream connect) and handing `/send`, `/idle`, `/close` to the session
 //! task. Sessions are keyed by id, never by TCP connection: clients and
 //! proxies open and close connections freely.
 //!
@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use self::table::SessionTable;
 pub use crate::config::RtmptSettings;
+use crate::limits::OpenRateLimiter;
 
 /// Shared RTMPT state of one process.
 pub struct Rtmpt {
@@ -40,6 +41,8 @@ pub struct Rtmpt {
     pub settings: RtmptSettings,
     /// Live sessions.
     pub table: Arc<SessionTable>,
+    /// Per-client rate of `/open`.
+    pub open_rate: OpenRateLimiter,
 }
 
 impl Rtmpt {
@@ -49,6 +52,7 @@ impl Rtmpt {
         Self {
             settings,
             table: Arc::new(SessionTable::new(settings.limits, replica_tag)),
+            open_rate: OpenRateLimiter::new(settings.open_rate),
         }
     }
 }

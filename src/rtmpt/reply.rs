@@ -85,6 +85,19 @@ pub fn error(status: StatusCode, why: &'static str) -> Response<ReplyBody> {
     res
 }
 
+/// 429 to an `/open` over its client's rate, with `Retry-After` (whole
+/// seconds, at least 1).
+pub fn rate_limited(retry_after: std::time::Duration) -> Response<ReplyBody> {
+    let mut res = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many RTMPT sessions opened from this address: wait (Retry-After) and reuse a session",
+    );
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +124,14 @@ mod tests {
         });
         assert_eq!(body_bytes(res).await, b"\x03rtmp");
         assert_eq!(body_bytes(from_session(Reply::Closed)).await, b"\x00");
+    }
+
+    #[test]
+    fn rate_limited_rounds_retry_after_up_to_whole_seconds() {
+        let res = rate_limited(std::time::Duration::from_millis(100));
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()["retry-after"], "1");
+        let res = rate_limited(std::time::Duration::from_millis(2001));
+        assert_eq!(res.headers()["retry-after"], "3");
     }
 }

@@ -327,6 +327,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_attempt_dropped_unfinished_marks_nothing() {
+        // An rtmps:// upstream that accepts and never answers the TLS
+        // handshake; the caller (a client that hung up) drops the connect.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: UpstreamUrl = format!("rtmps://{}", silent.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let metrics = Metrics::default();
+        let pool = Upstreams::new(
+            std::slice::from_ref(&url),
+            &UpstreamTrust::Insecure,
+            &UpstreamPins::default(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            &metrics,
+        )
+        .unwrap();
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(200), pool.connect(None, &metrics)).await;
+        assert!(dropped.is_err(), "the handshake never finishes");
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!("rtmpgate_upstream_up{{upstream=\"{url}\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("rtmpgate_upstream_connect_failures_total{"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn fails_over_and_holds_the_failed_one_down() {
         let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dead: UpstreamUrl = format!("rtmp://127.0.0.1:{}", closed_port())

@@ -22,8 +22,10 @@
 # upstream (echo_upstream.py), so a legitimate RTMPT session can check a
 # round trip. --max-connections-per-client and
 # --rtmpt-max-sessions-per-client are 1000, above the attack's connection
-# and session counts plus probes, so the attack reaches rtmpgate's timeouts
-# instead of being cut short by the per-client caps (it is one address).
+# and session counts plus probes, and --rtmpt-open-rate is 0 (the slow
+# reader opens 100 sessions a second), so the attack reaches rtmpgate's
+# timeouts instead of being cut short by the per-client limits (it is one
+# address).
 #
 # Cases:
 #   header_timeout  raw socket: `POST /open/1 HTTP/1.1\r\n`, then nothing;
@@ -510,7 +512,8 @@ main() {
         --tls-cert "$WORK/certs/dev.crt" --tls-key "$WORK/certs/dev.key" \
         --upstream "rtmp://127.0.0.1:$UPSTREAM_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
         --max-connections-per-client "$PER_CLIENT_CAP" \
-        --rtmpt-max-sessions-per-client "$PER_CLIENT_CAP" --drain-timeout 1s ||
+        --rtmpt-max-sessions-per-client "$PER_CLIENT_CAP" --rtmpt-open-rate 0 \
+        --drain-timeout 1s ||
         die "rtmpgate did not start"
     # start_gate tracks the timeout's PID; rtmpgate is its child (env execs it).
     GATE_REAL_PID=$(ps -o pid= --ppid "$RTMPGATE_PID" | tr -d ' ' | head -n 1)

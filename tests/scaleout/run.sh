@@ -628,7 +628,8 @@ case_haproxy_tcp_frontends() {
 # there), then an rtmpt publish + rtmpt play through nginx.
 case_nginx_tag_routing() {
     local name=nginx_tag_routing why secs=8
-    start_replicas "$name" "" --rtmpt-max-sessions-per-client 10000 --max-connections-per-client 0 ||
+    start_replicas "$name" "" --rtmpt-max-sessions-per-client 10000 --max-connections-per-client 0 \
+        --rtmpt-open-rate 0 ||
         { fail "$name" "replicas did not start"; return 0; }
     start_balancer_nginx "$name.nginx" || { fail "$name" "nginx (http balancer) did not start"; return 0; }
     local base="http://127.0.0.1:$B_HTTP"
