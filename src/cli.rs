@@ -180,6 +180,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "RTMPGATE_TLS13_TICKETS")]
     pub tls13_tickets: Option<usize>,
 
+    /// TLS versions offered to clients, comma-separated: 1.2, 1.3 or
+    /// 1.2,1.3. [default: 1.2,1.3]
+    #[arg(long, value_name = "LIST", env = "RTMPGATE_TLS_VERSIONS")]
+    pub tls_versions: Option<String>,
+
     /// Read settings from a TOML file (keys as the long flags, with
     /// underscores: listen = ["rtmps://0.0.0.0:8443"], tls_cert = "...").
     /// Example: --config /etc/rtmpgate/rtmpgate.toml

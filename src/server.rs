@@ -322,7 +322,11 @@ pub fn tls_state(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<TlsSt
     }
     let store = CertStore::load(&config.tls, &config.sni)?;
     let resolver = Arc::new(CertResolver::new(store));
-    let server = tls::server_config(Arc::clone(&resolver), config.tls13_tickets);
+    let server = tls::server_config(
+        Arc::clone(&resolver),
+        config.tls13_tickets,
+        config.tls_versions,
+    );
     let reloader = TlsReloader::new(
         resolver,
         config.tls.clone(),

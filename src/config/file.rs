@@ -28,6 +28,7 @@ pub(super) struct FileConfig {
     pub(super) sni: Option<Vec<FileCertPair>>,
     pub(super) tls_reload_interval: Option<String>,
     pub(super) tls13_tickets: Option<usize>,
+    pub(super) tls_versions: Option<String>,
     pub(super) tls_handshake_timeout: Option<String>,
     pub(super) handshake_timeout: Option<String>,
     pub(super) connect_timeout: Option<String>,

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::file::{FileConfig, OneOrMany, load_file};
 use super::validate::{missing_pair, parse_spki_pin, parse_upstream};
-use super::{CertPair, Config, ConfigError, Timeouts, TlsSource, UpstreamPins, UpstreamTrust};
+use super::{
+    CertPair, Config, ConfigError, Timeouts, TlsSource, TlsVersions, UpstreamPins, UpstreamTrust,
+};
 use crate::cli::Cli;
 use crate::endpoint::UrlError;
 use crate::overload::OverloadLimits;
@@ -226,6 +228,13 @@ impl Config {
             "tls_reload_interval",
             defaults.tls_reload_interval,
         )?;
+        let tls_versions = match cli.tls_versions.as_ref().or(file.tls_versions.as_ref()) {
+            Some(list) => TlsVersions::parse(list).map_err(|why| ConfigError::Invalid {
+                setting: "tls_versions",
+                why,
+            })?,
+            None => defaults.tls_versions,
+        };
         let config = Config {
             listeners,
             upstreams,
@@ -240,6 +249,7 @@ impl Config {
                 .tls13_tickets
                 .or(file.tls13_tickets)
                 .unwrap_or(defaults.tls13_tickets),
+            tls_versions,
             timeouts,
             max_connections: cli
                 .max_connections

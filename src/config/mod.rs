@@ -35,7 +35,7 @@ use ipnet::IpNet;
 
 pub use self::types::{
     CertPair, OpenRate, RtmptSettings, SessionSettings, TableLimits, Timeouts, TlsSource,
-    UpstreamPins, UpstreamTrust,
+    TlsVersions, UpstreamPins, UpstreamTrust,
 };
 pub use crate::auth::AuthSettings;
 use crate::endpoint::{ListenUrl, UpstreamUrl};
@@ -71,6 +71,8 @@ pub struct Config {
     pub tls_reload_interval: Duration,
     /// TLS 1.3 tickets per handshake (0 keeps librtmp/GnuTLS working).
     pub tls13_tickets: usize,
+    /// TLS versions offered to clients.
+    pub tls_versions: TlsVersions,
     /// Per-phase deadlines.
     pub timeouts: Timeouts,
     /// Cap on concurrently served client connections.
@@ -115,6 +117,7 @@ impl Default for Config {
             sni: Vec::new(),
             tls_reload_interval: Duration::from_secs(10),
             tls13_tickets: 0,
+            tls_versions: TlsVersions::default(),
             timeouts: Timeouts::default(),
             max_connections: 10_000,
             // Twice the RTMPT session cap, so a client at that cap still

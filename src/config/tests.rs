@@ -16,6 +16,31 @@ fn defaults_listen_on_documented_ports() {
     assert_eq!(c.upstreams.len(), 1);
     assert_eq!(c.tls, TlsSource::SelfSigned);
     assert_eq!(c.tls13_tickets, 0);
+    assert_eq!(c.tls_versions, TlsVersions::default());
+}
+
+#[test]
+fn tls_versions_parse_and_refuse_what_rustls_does_not_offer() {
+    let c = Config::from_sources(&cli(&["--tls-versions", "1.3"])).unwrap();
+    assert_eq!(
+        c.tls_versions,
+        TlsVersions {
+            tls12: false,
+            tls13: true
+        }
+    );
+    let c = Config::from_sources(&cli(&["--tls-versions", " 1.3 , 1.2 "])).unwrap();
+    assert_eq!(c.tls_versions, TlsVersions::default());
+    for bad in ["1.1", "", "tls1.3", "1.2;1.3"] {
+        let err = Config::from_sources(&cli(&["--tls-versions", bad]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_versions"), "{bad:?}: {err}");
+        assert!(
+            err.contains("1.2"),
+            "{bad:?}: the error says what to use: {err}"
+        );
+    }
 }
 
 #[test]

@@ -21,6 +21,49 @@ pub enum TlsSource {
     SelfSigned,
 }
 
+/// TLS versions the listeners offer (`--tls-versions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsVersions {
+    /// TLS 1.2 offered.
+    pub tls12: bool,
+    /// TLS 1.3 offered.
+    pub tls13: bool,
+}
+
+impl Default for TlsVersions {
+    fn default() -> Self {
+        Self {
+            tls12: true,
+            tls13: true,
+        }
+    }
+}
+
+impl TlsVersions {
+    /// Parses a comma-separated list such as `1.2,1.3` or `1.3`.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut v = Self {
+            tls12: false,
+            tls13: false,
+        };
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "1.2" => v.tls12 = true,
+                "1.3" => v.tls13 = true,
+                other => {
+                    return Err(format!(
+                        "`{other}` is not a TLS version rtmpgate offers: use 1.2 and/or 1.3, e.g. \"1.2,1.3\""
+                    ));
+                }
+            }
+        }
+        if !(v.tls12 || v.tls13) {
+            return Err("name at least one TLS version: 1.2, 1.3 or \"1.2,1.3\"".into());
+        }
+        Ok(v)
+    }
+}
+
 /// A certificate file and its key file (`--sni-cert`/`--sni-key`, `[[sni]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPair {

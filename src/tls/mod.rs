@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
+
+use crate::config::TlsVersions;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -78,11 +80,23 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Builds the server configuration for all TLS listeners. Certificates
-/// come from `resolver`, so they can be swapped without a new config.
-pub fn server_config(resolver: Arc<CertResolver>, tls13_tickets: usize) -> Arc<ServerConfig> {
+/// come from `resolver`, so they can be swapped without a new config;
+/// `versions` are the TLS versions offered.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    tls13_tickets: usize,
+    versions: TlsVersions,
+) -> Arc<ServerConfig> {
+    let mut offered: Vec<&'static rustls::SupportedProtocolVersion> = Vec::with_capacity(2);
+    if versions.tls13 {
+        offered.push(&rustls::version::TLS13);
+    }
+    if versions.tls12 {
+        offered.push(&rustls::version::TLS12);
+    }
     let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("the crypto provider supports the default protocol versions")
+        .with_protocol_versions(&offered)
+        .expect("the crypto provider supports TLS 1.2 and 1.3")
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     // librtmp 2.4 with GnuTLS fails its RTMP handshake when TLS 1.3 session
@@ -142,7 +156,11 @@ mod tests {
     #[test]
     fn self_signed_config_sends_no_tickets() {
         let store = CertStore::load(&crate::config::TlsSource::SelfSigned, &[]).unwrap();
-        let c = server_config(Arc::new(CertResolver::new(store)), 0);
+        let c = server_config(
+            Arc::new(CertResolver::new(store)),
+            0,
+            TlsVersions::default(),
+        );
         assert_eq!(c.send_tls13_tickets, 0);
     }
 
