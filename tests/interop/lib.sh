@@ -306,8 +306,9 @@ start_rtmpgate() {
 # config terminating TLS on 127.0.0.1:PORT (`mode tcp`, `ssl crt PEM`,
 # nbthread = cores, no logging) in front of 127.0.0.1:UPSTREAM_PORT, client
 # and server timeouts IDLE (e.g. 10m). For the benchmarks' side-by-side runs.
+# Optional 7th argument: the highest TLS version offered (e.g. TLSv1.2).
 write_haproxy_tls() {
-    local file=$1 port=$2 pem=$3 upstream=$4 maxconn=$5 idle=$6
+    local file=$1 port=$2 pem=$3 upstream=$4 maxconn=$5 idle=$6 maxver=${7:-}
     cat >"$file" <<CFG
 global
     nbthread $(nproc)
@@ -319,7 +320,7 @@ defaults
     timeout client $idle
     timeout server $idle
 frontend rtmps
-    bind 127.0.0.1:$port ssl crt $pem
+    bind 127.0.0.1:$port ssl crt $pem${maxver:+ ssl-max-ver $maxver}
     default_backend origin
 backend origin
     server origin 127.0.0.1:$upstream
@@ -328,9 +329,10 @@ CFG
 
 # write_stunnel_tls FILE PORT UPSTREAM_PORT CRT KEY LOG: a stunnel config
 # (foreground, debug 4 to LOG, TCP_NODELAY both sides, 600 s idle) terminating
-# TLS on 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT.
+# TLS on 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT. Optional 7th
+# argument: the highest TLS version offered (e.g. TLSv1.2).
 write_stunnel_tls() {
-    local file=$1 port=$2 upstream=$3 crt=$4 key=$5 logfile=$6
+    local file=$1 port=$2 upstream=$3 crt=$4 key=$5 logfile=$6 maxver=${7:-}
     cat >"$file" <<CFG
 foreground = yes
 pid =
@@ -345,6 +347,7 @@ cert = $crt
 key = $key
 TIMEOUTidle = 600
 CFG
+    if [[ -n "$maxver" ]]; then echo "sslVersionMax = $maxver" >>"$file"; fi
 }
 
 # make_private_ca DIR NAME...: a private CA (DIR/ca.crt, CA:TRUE) and a
