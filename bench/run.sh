@@ -19,7 +19,9 @@
 #   TLS_VERSIONS ["1.3 1.2"]  bulk, handshakes and resume run for each;
 #                       latency and hold with the first
 #   BULK_BYTES [1000000000] bytes per bulk run (split over the connections)
-#   BULK_CONNS ["1 4"]  concurrent connections of a bulk run
+#   BULK_CONNS ["1 4"]  concurrent connections of a bulk run (push); one
+#                       pull run per TLS version (`loadgen bulk --pull`:
+#                       the sink sends, the proxy encrypts towards the client)
 #   HS_CONNS [8] HS_SECS [5]  concurrent handshake loops, seconds per run
 #   LAT_COUNT [2000]    ping-pongs (256 B) per latency run
 #   HOLD_COUNTS ["1000 5000 10000"] HOLD_SECS [10] HOLD_RATE [1000/s]
@@ -332,6 +334,12 @@ one_rep_tls() {
                     run_lg bulk "$v" "$p" "$r" 600 --threads "$LOADGEN_THREADS" bulk --target "127.0.0.1:${PPORT[$p]}" \
                         $(tls_args "$tv") --conns "$n" --bytes $((BULK_BYTES / n))
                 done
+            done
+            # The player's direction: the sink sends, the proxy encrypts.
+            v="tls$tv.$cert-pull.c1"
+            for p in $order; do
+                run_lg bulk "$v" "$p" "$r" 600 --threads "$LOADGEN_THREADS" bulk --target "127.0.0.1:${PPORT[$p]}" \
+                    $(tls_args "$tv") --conns 1 --bytes "$BULK_BYTES" --pull
             done
         done
     fi

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example loadgen -- sink --listen 127.0.0.1:1935 --seconds 600
 //! cargo run --release --example loadgen -- bulk --target 127.0.0.1:8443 --conns 1 --bytes 1000000000
+//! cargo run --release --example loadgen -- bulk --target 127.0.0.1:8443 --bytes 1000000000 --pull
 //! cargo run --release --example loadgen -- handshakes --target 127.0.0.1:8443 --conns 8 --seconds 5 [--resume]
 //! cargo run --release --example loadgen -- latency --target 127.0.0.1:8443 --count 2000
 //! cargo run --release --example loadgen -- hold --target 127.0.0.1:8443 --conns 1000 --seconds 10
@@ -21,6 +22,8 @@
 //!   answers `OK` + u64 count, so a client knows its bytes went all the way
 //!   through the proxy;
 //! - `E`: the sink echoes everything until EOF;
+//! - `U` + u64 length: the sink sends that many bytes and waits for the
+//!   client to close (`bulk --pull`);
 //! - `F`: the sink sends 64 KiB blocks until the connection fails or a
 //!   write makes no progress for its idle time (`hold --stall`: a client
 //!   that never reads, to measure what a proxy holds for it);
@@ -132,6 +135,10 @@ struct BulkArgs {
     /// Size of each write.
     #[arg(long, default_value_t = 65536)]
     write_size: usize,
+    /// Pull instead of push: the sink sends the bytes (`U`), the client
+    /// reads them (a player's direction: the proxy encrypts).
+    #[arg(long)]
+    pull: bool,
 }
 
 #[derive(Args)]
@@ -624,6 +631,27 @@ async fn sink_conn(mut s: TcpStream, stats: &SinkStats) -> std::io::Result<()> {
                 }
             }
         }
+        b'U' => {
+            let mut len = [0u8; 8];
+            timeout(STEP, s.read_exact(&mut len)).await.map_err(to)??;
+            let mut left = u64::from_be_bytes(len);
+            let block = vec![0x55u8; 64 * 1024];
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                timeout(idle, s.write_all(&block[..n]))
+                    .await
+                    .map_err(to)??;
+                stats.bytes.fetch_add(n as u64, Relaxed);
+                left -= n as u64;
+            }
+            let mut b = [0u8; 64];
+            loop {
+                match timeout(idle, s.read(&mut b)).await.map_err(to)? {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => {}
+                }
+            }
+        }
         b'F' => {
             let block = vec![0x46u8; 64 * 1024];
             loop {
@@ -680,8 +708,36 @@ async fn push<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
     Ok(())
 }
 
+/// Asks the sink for `bytes` and reads them all (`bulk --pull`).
+async fn pull<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    s: &mut S,
+    bytes: u64,
+    buf: &mut [u8],
+) -> Result<(), String> {
+    let mut head = vec![b'U'];
+    head.extend_from_slice(&bytes.to_be_bytes());
+    s.write_all(&head)
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    s.flush().await.map_err(|e| format!("flush: {e}"))?;
+    let mut got = 0u64;
+    while got < bytes {
+        let cap = (bytes - got).min(buf.len() as u64) as usize;
+        match s.read(&mut buf[..cap]).await {
+            Ok(0) => return Err(format!("EOF after {got} of {bytes} bytes")),
+            Ok(n) => got += n as u64,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(())
+}
+
 async fn bulk(a: BulkArgs, end: Instant) -> bool {
-    let base = vec![("mode", "bulk".to_string()), ("conns", a.conns.to_string())];
+    let base = vec![
+        ("mode", "bulk".to_string()),
+        ("conns", a.conns.to_string()),
+        ("pull", (a.pull as u8).to_string()),
+    ];
     let d = match dialer(&a.conn, false) {
         Ok(d) => d,
         Err(e) => return fail(base, e),
@@ -699,6 +755,7 @@ async fn bulk(a: BulkArgs, end: Instant) -> bool {
             go_rx.clone(),
         );
         let bytes = a.bytes;
+        let pull_mode = a.pull;
         tasks.spawn(timeout_at(end, async move {
             let (mut s, info) = match d.rtmp(i as u64 + 1).await {
                 Ok(x) => x,
@@ -711,7 +768,12 @@ async fn bulk(a: BulkArgs, end: Instant) -> bool {
             while !*go_rx.borrow() {
                 go_rx.changed().await.map_err(|_| "aborted".to_string())?;
             }
-            push(&mut s, bytes, &data).await?;
+            if pull_mode {
+                let mut buf = vec![0u8; 256 * 1024];
+                pull(&mut s, bytes, &mut buf).await?;
+            } else {
+                push(&mut s, bytes, &data).await?;
+            }
             let done = Instant::now();
             let _ = timeout(Duration::from_secs(2), s.shutdown()).await;
             Ok::<Instant, String>(done)

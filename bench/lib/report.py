@@ -187,7 +187,7 @@ def main():
         w("")
 
     table(
-        "Bulk push (RTMPS → sink, as fast as possible)",
+        "Bulk push (RTMPS → sink, as fast as possible) and pull (sink → RTMPS client)",
         "bulk",
         [
             ("MB/s ↑", lambda r: num(r, "mbps")),
@@ -339,7 +339,8 @@ def variant_key(v):
     if ".c" in rest:
         rest, c = rest.rsplit(".c", 1)
         conns = int(c) if c.isdigit() else 0
-    return (1, -float(tv or 0), rest + f"{conns:06d}")
+    # Pull rows after the push rows of the same version and certificate.
+    return (1, -float(tv or 0), rest.replace("-pull", "~pull") + f"{conns:06d}")
 
 
 def pretty_variant(workload, v):
@@ -354,7 +355,11 @@ def pretty_variant(workload, v):
         if ".c" in rest:
             cert, c = rest.rsplit(".c", 1)
             conns = f", {c} conn" + ("s" if c != "1" else "")
+        pull = cert.endswith("-pull")
+        cert = cert.removesuffix("-pull")
         certname = {"ecdsa": "ECDSA P-256", "rsa": "RSA-2048"}.get(cert, cert)
+        if pull:
+            return f"TLS {tv} {certname}{conns}, pull (sink → client, a player's direction)"
         return f"TLS {tv} {certname}{conns}"
     return v
 
