@@ -184,6 +184,14 @@ async fn tls_client_that_never_sends_its_finished_is_timed_out() {
 // 2. A client that stops reading
 // ---------------------------------------------------------------------------
 
+/// What this proves: the upstream is pushed back (it cannot write the 64
+/// MiB), rtmpgate's relay buffers stay within the gauge's bound, a live
+/// relay is untouched, and every byte arrives once the client reads. What
+/// it does not: the gauge counts relay buffers, not rustls' queue of
+/// encrypted bytes (capped by `tls::SENDABLE_TLS_LIMIT`) nor kernel socket
+/// buffers; the process RSS per stalled connection, TLS included, is
+/// measured by `bench/run.sh`'s `stall` workload (README, "Worst case per
+/// relayed connection").
 #[tokio::test]
 async fn client_that_stops_reading_gets_backpressure_not_unbounded_buffering() {
     const TOTAL: usize = 64 * MIB;
