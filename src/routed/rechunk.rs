@@ -6,8 +6,10 @@
 //! upstream remembers the new length where the client remembers the old
 //! one, so the client's next message on that chunk stream could be cut
 //! wrong. [`Rechunk`] parses the client's bytes until that next message
-//! and re-encodes it with a full (fmt 0) header, after which both sides
-//! agree again and bytes pass through untouched. Every other byte is
+//! and re-encodes it with a header that carries its length (fmt 1 with the
+//! client's timestamp delta, or fmt 0), after which both sides agree again
+//! (length and the delta later fmt 3 headers inherit) and bytes pass
+//! through untouched. Every other byte is
 //! forwarded as it came. The decisions are [`Fixup`]'s, without I/O (the
 //! `rtmp_rechunk` fuzz target drives it); [`Rechunk`] puts it on a stream.
 
@@ -53,10 +55,9 @@ struct Watch {
 
 /// `msg` with a header that carries its length, leaving the upstream's
 /// state for the chunk stream as the client's reader has it (`after`):
-/// fmt 1 with the client's timestamp delta when `before` and that delta
-/// give its timestamp (later fmt 3 headers inherit the delta, and a fmt 0
-/// header would make them inherit the absolute timestamp instead), else
-/// fmt 0.
+/// fmt 0 when the client's timestamp field was the absolute timestamp
+/// (later fmt 3 headers inherit that field); else fmt 1 with the client's
+/// delta when `before` and that delta give its timestamp; else fmt 0.
 fn encode_in_step(
     msg: &Message,
     chunk_size: u32,
@@ -67,7 +68,8 @@ fn encode_in_step(
     let (Some((_, ts0, sid0)), Some((delta, ts, sid))) = (before, after) else {
         return Ok(full);
     };
-    let in_step = ts == msg.timestamp
+    let in_step = delta != ts.min(EXTENDED)
+        && ts == msg.timestamp
         && ts0.wrapping_add(delta) == ts
         && sid == sid0
         && sid == msg.stream_id
