@@ -5,6 +5,7 @@
 #
 #   fuzz/smoke.sh                          # 60 s per target
 #   FUZZ_SECONDS=10 fuzz/smoke.sh          # shorter
+#   FUZZ_MAX_LEN=4096 fuzz/smoke.sh        # one -max_len for every target
 #   FUZZ_TARGETS="amf0 rtmp_chunk" fuzz/smoke.sh
 #   FUZZ_JOBS=2 fuzz/smoke.sh              # two targets at a time (2 cores)
 #   FUZZ_KEEP_CORPUS=1 fuzz/smoke.sh       # keep the grown corpora (path printed)
@@ -23,13 +24,31 @@ FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$FUZZ_DIR"
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
-FUZZ_MAX_LEN="${FUZZ_MAX_LEN:-4096}"
+# Longest input (-max_len). Unset: per target (max_len_for), long enough
+# to pass the limits its code enforces; set: the same for every target.
+FUZZ_MAX_LEN="${FUZZ_MAX_LEN:-}"
 # A single input slower than this (seconds) is reported as a hang.
 FUZZ_UNIT_TIMEOUT="${FUZZ_UNIT_TIMEOUT:-30}"
 # Targets fuzzed at once (1 per core at most).
 FUZZ_JOBS="${FUZZ_JOBS:-1}"
 # Extra libFuzzer flags, e.g. FUZZ_EXTRA_ARGS="-rss_limit_mb=1024".
 read -r -a FUZZ_EXTRA <<<"${FUZZ_EXTRA_ARGS:-}"
+
+# max_len_for T: -max_len for target T. Small-input parsers keep 4 KiB
+# (fast); the stream followers get past their 16 KiB head/command and
+# 64 KiB pre-connect/HTTP-buffer limits; the re-chunker past its 256 KiB
+# watch limit.
+max_len_for() {
+    if [[ -n "$FUZZ_MAX_LEN" ]]; then
+        echo "$FUZZ_MAX_LEN"
+        return
+    fi
+    case "$1" in
+    rtmp_rechunk) echo 300000 ;;
+    rtmp_chunk | rtmp_follow | rtmpt_framing) echo 70000 ;;
+    *) echo 4096 ;;
+    esac
+}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -109,7 +128,7 @@ run_target() {
     else
         log "$t: no seeds/$t, starting from an empty corpus"
     fi
-    log "fuzzing $t for ${FUZZ_SECONDS}s ($(find "$corpus" -type f | wc -l) seed inputs)"
+    log "fuzzing $t for ${FUZZ_SECONDS}s, -max_len=$(max_len_for "$t") ($(find "$corpus" -type f | wc -l) seed inputs)"
     ts=$(date +%s)
     # The binary built above, run directly (`cargo fuzz run` would rebuild,
     # and every target must run the code that was built once). The
@@ -119,7 +138,7 @@ run_target() {
     TMPDIR="$WORK/tmp" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}" \
         timeout -s TERM -k 10 $((FUZZ_SECONDS + 120)) \
         "$BIN_DIR/$t" -artifact_prefix="$FUZZ_DIR/artifacts/$t/" "$corpus" \
-        -max_total_time="$FUZZ_SECONDS" -max_len="$FUZZ_MAX_LEN" \
+        -max_total_time="$FUZZ_SECONDS" -max_len="$(max_len_for "$t")" \
         -timeout="$FUZZ_UNIT_TIMEOUT" -print_final_stats=1 ${FUZZ_EXTRA[@]+"${FUZZ_EXTRA[@]}"} \
         >"$runlog" 2>&1 </dev/null || rc=$?
     echo "$rc" >"$WORK/$t.rc"
@@ -182,10 +201,10 @@ for t in "${targets[@]}"; do
 done
 total=$(($(date +%s) - t0))
 
-printf '\nfuzz smoke summary (%s, %ss per target, -max_len=%s, %s at a time)\n' "$rustc_version" "$FUZZ_SECONDS" "$FUZZ_MAX_LEN" "$FUZZ_JOBS"
-printf '%-16s %-6s %14s %8s %8s %14s %6s\n' target status executions cov ft corpus secs
+printf '\nfuzz smoke summary (%s, %ss per target, %s at a time)\n' "$rustc_version" "$FUZZ_SECONDS" "$FUZZ_JOBS"
+printf '%-16s %-6s %8s %14s %8s %8s %14s %6s\n' target status max_len executions cov ft corpus secs
 for t in "${targets[@]}"; do
-    printf '%-16s %-6s %14s %8s %8s %14s %6s\n' "$t" "${STATUS[$t]}" "${EXECS[$t]}" \
+    printf '%-16s %-6s %8s %14s %8s %8s %14s %6s\n' "$t" "${STATUS[$t]}" "$(max_len_for "$t")" "${EXECS[$t]}" \
         "${COV[$t]:--}" "${FT[$t]:--}" "${CORPUS[$t]:--}" "${SECS[$t]}"
 done
 printf 'build %ss, total wall time %ss\n' "$t_build" "$total"

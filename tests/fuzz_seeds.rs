@@ -196,3 +196,155 @@ fn config_files_are_accepted_or_refused_without_panicking() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The ordering seeds are (kind, argument) pairs; every request (kind % 4
+/// below 2) is filed with the argument as an offset from the next number,
+/// and the session applies what it can after each. Whatever the order, the
+/// window stays within its bounds, requests are applied consecutively and
+/// none is lost; every seed applies at least one request.
+#[test]
+fn rtmpt_ordering_applies_in_order_within_its_window() {
+    use rtmpgate::rtmpt::command::REORDER_WINDOW;
+    use rtmpgate::rtmpt::session::ordering::Reorder;
+    let at = tokio::time::Instant::now();
+    for (path, data) in seeds("rtmpt_ordering") {
+        let mut order = Reorder::default();
+        let (mut last, mut applied, mut queued) = (None::<u64>, Vec::<u64>::new(), 0);
+        for op in data.chunks_exact(2) {
+            if op[0] % 4 >= 2 || op[0] & 0x80 != 0 {
+                continue;
+            }
+            let next = order.next_seq().unwrap_or(0);
+            let seq = next.saturating_add_signed(i64::from(op[1] as i8 >> 2));
+            if order.file(seq, seq, at, last, None).is_ok() {
+                queued += 1;
+            }
+            while let Some((seq, item)) = order.pop_ready() {
+                assert_eq!(seq, item, "{}", path.display());
+                if let Some(prev) = applied.last() {
+                    assert_eq!(seq, prev + 1, "{}: out of order", path.display());
+                }
+                applied.push(seq);
+                last = Some(seq);
+            }
+            let next = order.next_seq().unwrap_or(0);
+            assert!(order.len() <= REORDER_WINDOW as usize);
+            assert!(
+                order
+                    .waiting()
+                    .all(|s| s >= next && s < next + REORDER_WINDOW)
+            );
+            assert_eq!(queued, applied.len() + order.len(), "{}", path.display());
+        }
+        let name = path.file_name().unwrap().to_str().unwrap();
+        // Red5's numbering from 1 needs the start grace (a timer) to go on.
+        if name != "red5_from_one" {
+            assert!(!applied.is_empty(), "{name}: nothing applied");
+        }
+    }
+}
+
+/// The framing seeds (byte 0 picks a split) are client byte streams: the
+/// pipelining tracker counts the same request heads in one read, byte by
+/// byte and in 1000-byte reads, and the number each seed was made with.
+#[test]
+fn rtmpt_framing_counts_the_same_heads_however_input_is_split() {
+    use rtmpgate::rtmpt::conn::{Framing, MAX_HEAD};
+    let count = |data: &[u8], step: usize| {
+        let mut f = Framing::default();
+        let heads: u64 = data.chunks(step.max(1)).map(|c| f.feed(c)).sum();
+        if let Framing::Head(buf) = &f {
+            assert!(buf.len() <= MAX_HEAD);
+        }
+        (heads, f)
+    };
+    for (path, data) in seeds("rtmpt_framing") {
+        let data = data.get(1..).unwrap_or_default();
+        let whole = count(data, data.len());
+        assert_eq!(count(data, 1), whole, "{}", path.display());
+        assert_eq!(count(data, 1000), whole, "{}", path.display());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let want = match name {
+            "librtmp_session" => 4,
+            "pipelined_idle_send_idle" => 3,
+            "48k_body" => 2,
+            // Not followed: counting stops at once.
+            "chunked_stops_counting" | "oversized_head" => 0,
+            other => panic!("no expected head count for seed {other}"),
+        };
+        assert_eq!(whole.0, want, "{name}");
+        assert_eq!(whole.1 == Framing::Off, want == 0, "{name}: {:?}", whole.1);
+    }
+}
+
+/// The re-chunker's seeds (bytes 0 and 1 pick a split and the watched
+/// stream) are client chunk streams with a `connect`: set up as `routed`
+/// does, the fix-up forwards the same bytes in one read and in 100-byte
+/// reads, what it forwards reads back as the same messages, it holds at
+/// most the watch limit, and it has stopped watching by the end of each:
+/// by re-chunking the next command, or (`watch_limit`) at the limit.
+#[test]
+fn rtmp_rechunk_forwards_the_same_messages_however_input_is_split() {
+    use rtmpgate::routed::rechunk::{Fixup, WATCH_LIMIT};
+    use rtmpgate::rtmp::chunk::TYPE_COMMAND_AMF0;
+    let messages = |data: &[u8]| {
+        let mut reader = ChunkReader::new(64 * 1024);
+        reader.set_max_message_len(WATCH_LIMIT as u32);
+        reader.push(data);
+        let mut out = Vec::new();
+        while let Some(r) = reader.next_message().expect("seed chunk stream is valid") {
+            let m = r.message;
+            out.push((m.csid, m.timestamp, m.type_id, m.stream_id, m.payload));
+        }
+        out
+    };
+    let run = |data: &[u8], step: usize| {
+        // Read as `routed` does, until the connect, then hand on the rest.
+        let mut reader = ChunkReader::new(64 * 1024);
+        let mut pieces = data.chunks(step.max(1));
+        let mut fed = 0;
+        let rec = 'connect: loop {
+            let piece = pieces.next().expect("a connect");
+            reader.push(piece);
+            fed += piece.len();
+            while let Some(r) = reader.next_message().unwrap() {
+                if r.message.type_id == TYPE_COMMAND_AMF0 {
+                    break 'connect r;
+                }
+            }
+        };
+        reader.set_max_message_len(WATCH_LIMIT as u32);
+        let end = rec.end as usize;
+        let raw = BytesMut::from(&data[end..fed]);
+        let mut fix = Fixup::new(reader, rec.message.csid, raw, rec.end);
+        fix.process().unwrap();
+        let mut out = fix.out().split().to_vec();
+        for piece in pieces {
+            fix.feed(piece).unwrap();
+            assert!(fix.held() <= WATCH_LIMIT as usize);
+            out.extend_from_slice(&fix.out().split());
+        }
+        let watching = fix.watching();
+        fix.stop();
+        out.extend_from_slice(&fix.out().split());
+        (end, out, watching)
+    };
+    for (path, data) in seeds("rtmp_rechunk") {
+        let data = data.get(2..).unwrap_or_default();
+        // Everything in one read: the reader has the rest when the watch begins.
+        let whole = run(data, data.len());
+        let pieces = run(data, 100);
+        assert_eq!(whole.1, pieces.1, "{}", path.display());
+        let (end, out, _) = &pieces;
+        let forwarded = [&data[..*end], &out[..]].concat();
+        assert_eq!(messages(&forwarded), messages(data), "{}", path.display());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(!pieces.2, "{name}: still watching at the end");
+        if name == "watch_limit" {
+            assert_eq!(out, &data[*end..], "{name}: passed through unchanged");
+        } else if name == "fmt2_inherits_connect_length" {
+            // The next command on connect's chunk stream got its length.
+            assert_ne!(out, &data[*end..], "{name}: nothing re-chunked");
+        }
+    }
+}

@@ -92,8 +92,8 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!(early.client, whole.client);
             assert_eq!(&early.rest[..], &data[header_len..at]);
         }
-        Err(e) => panic!(
-            "the first {at} bytes of a valid {header_len}-byte header were refused: {e}"
-        ),
+        Err(e) => {
+            panic!("the first {at} bytes of a valid {header_len}-byte header were refused: {e}")
+        }
     }
 });

@@ -10,7 +10,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtmpgate::rtmp::chunk::{ChunkReader, TYPE_ABORT, TYPE_COMMAND_AMF0, TYPE_COMMAND_AMF3, TYPE_SET_CHUNK_SIZE};
+use rtmpgate::rtmp::chunk::{
+    ChunkReader, TYPE_ABORT, TYPE_COMMAND_AMF0, TYPE_COMMAND_AMF3, TYPE_SET_CHUNK_SIZE,
+};
 use rtmpgate::rtmp::follow::{Followed, Follower, MAX_COMMAND_LEN};
 use rtmpgate::rtmp::stream_command::classify;
 
@@ -21,7 +23,10 @@ fn follow(data: &[u8], piece: usize) -> (Vec<Followed>, Option<String>) {
         if let Err(err) = follower.feed(part, &mut out) {
             return (out, Some(err.to_string()));
         }
-        assert!(follower.hold_from() <= follower.fed(), "holds past the input");
+        assert!(
+            follower.hold_from() <= follower.fed(),
+            "holds past the input"
+        );
     }
     (out, None)
 }
@@ -40,7 +45,10 @@ fuzz_target!(|input: &[u8]| {
     let mut expected = Vec::new();
     while let Ok(Some(r)) = reader.next_message() {
         let t = r.message.type_id;
-        if matches!(t, TYPE_COMMAND_AMF0 | TYPE_COMMAND_AMF3 | TYPE_SET_CHUNK_SIZE | TYPE_ABORT) {
+        if matches!(
+            t,
+            TYPE_COMMAND_AMF0 | TYPE_COMMAND_AMF3 | TYPE_SET_CHUNK_SIZE | TYPE_ABORT
+        ) {
             expected.push((r.message, r.start, r.end));
         }
     }
@@ -48,7 +56,11 @@ fuzz_target!(|input: &[u8]| {
     // refuses long commands the reader would hold: compare the common part.
     let n = whole.len().min(expected.len());
     for (f, e) in whole.iter().zip(&expected).take(n) {
-        assert_eq!((&f.message, f.start, f.end), (&e.0, e.1, e.2), "follower and reader disagree");
+        assert_eq!(
+            (&f.message, f.start, f.end),
+            (&e.0, e.1, e.2),
+            "follower and reader disagree"
+        );
     }
     for f in &whole {
         let _ = classify(&f.message);

@@ -11,7 +11,7 @@
 //! Flash-era players that need the digest handshake are not routed.
 //! Unrouted connections never come here and are never parsed.
 
-mod rechunk;
+pub mod rechunk;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

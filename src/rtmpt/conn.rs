@@ -25,10 +25,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
-/// Request heads larger than this are not followed (hyper refuses them too).
-const MAX_HEAD: usize = 16 * 1024;
+/// Request heads larger than this are not followed, however they arrive
+/// (RTMPT clients send a few hundred bytes).
+pub const MAX_HEAD: usize = 16 * 1024;
 /// Header lines parsed per request head; RTMPT clients send about six.
-const MAX_HEADERS: usize = 32;
+pub const MAX_HEADERS: usize = 32;
 
 /// Numbers client connections for sessions' connection counts.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -104,9 +105,10 @@ impl ConnState {
     }
 }
 
-/// Where the framing follower is in the byte stream.
-#[derive(Debug)]
-enum Framing {
+/// Where the framing follower is in the byte stream (public for the
+/// `rtmpt_framing` fuzz target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
     /// Collecting a request head.
     Head(Vec<u8>),
     /// Skipping this many body bytes.
@@ -115,9 +117,16 @@ enum Framing {
     Off,
 }
 
+impl Default for Framing {
+    /// At the start of a request head.
+    fn default() -> Self {
+        Framing::Head(Vec::new())
+    }
+}
+
 impl Framing {
     /// Follows `data`; returns how many request heads it completed.
-    fn feed(&mut self, mut data: &[u8]) -> u64 {
+    pub fn feed(&mut self, mut data: &[u8]) -> u64 {
         let mut heads = 0;
         while !data.is_empty() {
             match self {
@@ -137,6 +146,10 @@ impl Framing {
                         } else {
                             buf.extend_from_slice(data);
                         }
+                        break;
+                    }
+                    Some(end) if buf.len() + end > MAX_HEAD => {
+                        *self = Framing::Off;
                         break;
                     }
                     Some(end) => {
@@ -229,7 +242,7 @@ impl<S> Watched<S> {
         Self {
             inner,
             state,
-            framing: Framing::Head(Vec::new()),
+            framing: Framing::default(),
             gone: false,
             read_ended: false,
             write_timeout,
@@ -435,5 +448,21 @@ mod tests {
         let mut f = Framing::Head(Vec::new());
         assert_eq!(f.feed(&vec![b'a'; MAX_HEAD + 1]), 0);
         assert!(matches!(f, Framing::Off));
+    }
+
+    /// Found with the `rtmpt_framing` fuzz target's split check: a head longer than
+    /// `MAX_HEAD` was followed when one read brought all of it, and not
+    /// when it came in pieces.
+    #[test]
+    fn an_oversized_head_is_not_followed_however_it_arrives() {
+        let mut head = b"POST /idle/abc/1 HTTP/1.1\r\nX-Pad: ".to_vec();
+        head.resize(MAX_HEAD + 100, b'a');
+        head.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        let mut whole = Framing::Head(Vec::new());
+        let mut pieces = Framing::Head(Vec::new());
+        let in_pieces: u64 = head.chunks(4096).map(|c| pieces.feed(c)).sum();
+        assert_eq!((whole.feed(&head), in_pieces), (0, 0));
+        assert!(matches!(whole, Framing::Off));
+        assert!(matches!(pieces, Framing::Off));
     }
 }

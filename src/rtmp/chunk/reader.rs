@@ -116,6 +116,14 @@ impl ChunkReader {
         self.chunk_size
     }
 
+    /// What compressed headers on chunk stream `csid` inherit: its last
+    /// 24-bit timestamp field, timestamp and message stream id; `None`
+    /// before its first message.
+    pub fn inherited(&self, csid: u32) -> Option<(u32, u32, u32)> {
+        let h = self.streams.get(&csid)?.header;
+        Some((h.ts_field, h.timestamp, h.stream_id))
+    }
+
     /// Input bytes parsed so far: the offset of the first unparsed byte.
     pub fn consumed(&self) -> u64 {
         self.offset

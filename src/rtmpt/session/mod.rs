@@ -12,7 +12,6 @@
 //! it ended is `end`). HTTP parsing
 //! is in [`super`]; which sessions exist is in [`super::table`].
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,12 +36,13 @@ mod body;
 mod buffer;
 mod end;
 mod gated;
-mod ordering;
+pub mod ordering;
 mod stats;
 
 use self::buffer::DownBuffer;
 pub use self::end::SessionEnd;
 use self::gated::Gated;
+use self::ordering::Reorder;
 use self::stats::Stats;
 
 /// How long a missing sequence number may hold later requests before the
@@ -119,10 +119,8 @@ struct Session {
     /// overload accounting.
     charged: Charge,
     upstream_eof: bool,
-    /// Next sequence number to apply; `None` before the first request.
-    next_seq: Option<u64>,
-    /// Early arrivals, keyed by sequence number, with arrival time.
-    window: BTreeMap<u64, (Request, Instant)>,
+    /// The next sequence number to apply and the early arrivals.
+    order: Reorder<Request>,
     /// Last applied sequence number and its reply, for duplicates.
     last: Option<(u64, Reply)>,
     parked: Option<Parked>,
@@ -166,8 +164,7 @@ pub async fn run(start: SessionStart) {
         cancel,
         charged: overload.charge(0),
         upstream_eof: false,
-        next_seq: None,
-        window: BTreeMap::new(),
+        order: Reorder::default(),
         last: None,
         parked: None,
         empty_streak: 0,
@@ -180,7 +177,7 @@ pub async fn run(start: SessionStart) {
     if let Some(p) = s.parked.take() {
         let _ = p.reply.send(Reply::Gone);
     }
-    for (_, (req, _)) in std::mem::take(&mut s.window) {
+    for req in s.order.drain() {
         let _ = req.reply.send(Reply::Gone);
     }
     commands.close();
@@ -288,14 +285,10 @@ impl Session {
 
     /// Applies queued requests for as long as the next one is there.
     async fn apply_ready(&mut self) -> Result<(), SessionEnd> {
-        while let Some(next) = self.next_seq {
-            if self.parked.is_some() {
-                return Ok(());
-            }
-            let Some((req, _)) = self.window.remove(&next) else {
+        while self.parked.is_none() {
+            let Some((_, req)) = self.order.pop_ready() else {
                 return Ok(());
             };
-            self.next_seq = Some(next + 1);
             self.apply(req).await?;
         }
         Ok(())
@@ -335,7 +328,7 @@ impl Session {
             Verb::Idle => {
                 // Park only when nothing can answer it sooner: no server
                 // bytes, no upstream EOF, and no later request sent.
-                let next_waiting = pipelined || self.window.contains_key(&(seq + 1));
+                let next_waiting = pipelined || self.order.is_waiting(seq + 1);
                 if self.down.is_empty()
                     && !self.upstream_eof
                     && !next_waiting
