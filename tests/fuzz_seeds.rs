@@ -249,7 +249,7 @@ fn rtmpt_ordering_applies_in_order_within_its_window() {
 /// byte and in 1000-byte reads, and the number each seed was made with.
 #[test]
 fn rtmpt_framing_counts_the_same_heads_however_input_is_split() {
-    use rtmpgate::rtmpt::conn::{Framing, MAX_HEAD};
+    use rtmpgate::rtmpt::framing::{Framing, MAX_HEAD};
     let count = |data: &[u8], step: usize| {
         let mut f = Framing::default();
         let heads: u64 = data.chunks(step.max(1)).map(|c| f.feed(c)).sum();

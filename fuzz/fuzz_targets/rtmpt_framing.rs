@@ -1,4 +1,4 @@
-//! The RTMPT pipelining tracker (`rtmpt::conn::Framing`) on arbitrary
+//! The RTMPT pipelining tracker (`rtmpt::framing::Framing`) on arbitrary
 //! bytes read in input-chosen pieces. It never panics; it counts a request
 //! head exactly when a whole-buffer parse of the same bytes has a complete
 //! head (≤ `MAX_HEAD` bytes, plain Content-Length framing) ending within
@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtmpgate::rtmpt::conn::{Framing, MAX_HEAD, MAX_HEADERS};
+use rtmpgate::rtmpt::framing::{Framing, MAX_HEAD, MAX_HEADERS};
 
 /// Body length of a head, `None` when the tracker must stop following.
 fn body_length(head: &[u8]) -> Option<u64> {

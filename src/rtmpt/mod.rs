@@ -21,6 +21,7 @@
 pub mod command;
 pub mod conn;
 pub mod forwarded;
+pub mod framing;
 mod http;
 pub mod path;
 pub mod reply;
