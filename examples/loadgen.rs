@@ -960,6 +960,8 @@ async fn latency(a: LatencyArgs, end: Instant) -> bool {
     let size = a.size.max(1);
     let r = timeout_at(end, async {
         let mut samples = Vec::with_capacity(a.count);
+        let mut send_samples = Vec::with_capacity(a.count);
+        let mut idle_total = 0u64;
         let mut msg = vec![0u8; size];
         let info;
         if a.rtmpt {
@@ -971,12 +973,19 @@ async fn latency(a: LatencyArgs, end: Instant) -> bool {
                 fill(k as u64, &mut msg);
                 let t0 = Instant::now();
                 let mut got = t.data("send", &msg).await?;
+                let sent = t0.elapsed();
                 let poll_end = Instant::now() + STEP;
+                let mut idles = 0u64;
                 while got.len() < size {
                     if Instant::now() >= poll_end {
                         return Err("echo did not come back".to_string());
                     }
                     got.extend(t.data("idle", &[0]).await?);
+                    idles += 1;
+                }
+                if k >= a.warmup {
+                    send_samples.push(sent.as_secs_f64() * 1e6);
+                    idle_total += idles;
                 }
                 if got != msg {
                     return Err("echo differs".into());
@@ -1011,13 +1020,14 @@ async fn latency(a: LatencyArgs, end: Instant) -> bool {
             }
             let _ = timeout(Duration::from_secs(2), s.shutdown()).await;
         }
-        Ok::<_, String>((samples, info))
+        Ok::<_, String>((samples, send_samples, idle_total, info))
     })
     .await
     .unwrap_or_else(|_| Err("deadline reached".into()));
     match r {
-        Ok((mut s, info)) => {
+        Ok((mut s, mut sends, idles, info)) => {
             s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            sends.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
             let mut f = base;
             f.extend([
@@ -1028,6 +1038,8 @@ async fn latency(a: LatencyArgs, end: Instant) -> bool {
                 ("p99_us", f3(percentile(&s, 0.99))),
                 ("max_us", f3(percentile(&s, 1.0))),
                 ("mean_us", f3(mean)),
+                ("send_p50_us", f3(percentile(&sends, 0.5))),
+                ("idles_per_echo", f3(idles as f64 / s.len().max(1) as f64)),
                 ("tls", info.version),
                 ("suite", info.suite),
                 ("kx", info.kx),

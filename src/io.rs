@@ -1,7 +1,7 @@
 //! Plumbing shared by rtmpgate's stream wrappers.
 //!
 //! Owns [`forward_async_write!`]: the wrappers that watch or replay the read
-//! side (`Rewind`, `ClientSocket`, the RTMPT `Watched`) pass every write
+//! side (`Rewind`, the RTMPT `Watched`) pass every write
 //! straight through, and this writes that delegation once.
 
 /// Implements `AsyncWrite` for a wrapper by forwarding every method to its

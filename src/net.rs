@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Keep-alive probes start after this much silence: long enough not to
@@ -52,13 +52,21 @@ pub fn quickack(stream: &TcpStream) {
 #[cfg(not(target_os = "linux"))]
 pub fn quickack(_stream: &TcpStream) {}
 
-/// A client socket that can be switched to re-arm TCP_QUICKACK before every
-/// read, once the connection turns out to be RTMPT. Off, it costs one
+/// A client socket that can be switched to re-arm TCP_QUICKACK before
+/// reads, once the connection turns out to be RTMPT. Off, it costs one
 /// relaxed atomic load per read.
+///
+/// Only sending and receiving change the kernel's ACK mode (sending a reply
+/// soon after a request turns delayed ACKs back on; a segment read may
+/// leave its ACK pending), so the option is re-set before the first read
+/// poll after either, not before every poll: hyper polls a connection's
+/// reads several times per request, and each `setsockopt` is a syscall.
 #[derive(Debug)]
 pub struct ClientSocket {
     inner: TcpStream,
     quickack: Arc<AtomicBool>,
+    /// Bytes went either way since TCP_QUICKACK was last set.
+    rearm: bool,
 }
 
 impl ClientSocket {
@@ -69,9 +77,17 @@ impl ClientSocket {
             Self {
                 inner,
                 quickack: Arc::clone(&quickack),
+                rearm: true,
             },
             quickack,
         )
+    }
+
+    /// Notes a poll that moved bytes, so the next read re-arms quick-ack.
+    fn moved<T>(&mut self, res: &Poll<io::Result<T>>) {
+        if matches!(res, Poll::Ready(Ok(_))) {
+            self.rearm = true;
+        }
     }
 }
 
@@ -81,11 +97,46 @@ impl AsyncRead for ClientSocket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.quickack.load(Relaxed) {
+        if self.rearm && self.quickack.load(Relaxed) {
             quickack(&self.inner);
+            self.rearm = false;
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.moved(&res);
+        res
     }
 }
 
-crate::forward_async_write!(ClientSocket);
+impl AsyncWrite for ClientSocket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.moved(&res);
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.moved(&res);
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
