@@ -627,11 +627,8 @@ async fn unknown_first_byte_on_rtmp_is_closed() {
 
 #[tokio::test]
 async fn refused_upstream_closes_clients_promptly() {
-    // Bind then drop: a port on which nothing listens.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port");
-    let gw = start_gateway(&[RTMPS, RTMP], closed_port, |_| {}).await;
+    let closed = RefusingPort::new();
+    let gw = start_gateway(&[RTMPS, RTMP], closed.addr(), |_| {}).await;
 
     let c0c1 = [&[RTMP_VERSION][..], &handshake_block(0, 1)].concat();
     let mut tls = connect_rtmps(gw.rtmps()).await;

@@ -478,12 +478,9 @@ async fn admin_health_readiness_and_live_metrics() {
 
 #[tokio::test]
 async fn readyz_is_503_while_the_upstream_is_down() {
-    // Bind then drop: a port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port");
+    let closed = RefusingPort::new();
     let (_pki, tls) = test_pki_files();
-    let gw = start_ops(closed, tls, |_| {}).await;
+    let gw = start_ops(closed.addr(), tls, |_| {}).await;
     let admin = gw.admin();
     assert_eq!(
         get(admin, "/healthz").await.status,

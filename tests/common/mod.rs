@@ -226,6 +226,44 @@ pub fn client_config() -> Arc<ClientConfig> {
     Arc::clone(CONFIG.get_or_init(|| client_config_with(Resumption::default())))
 }
 
+/// A loopback port that refuses every connect for as long as this lives.
+///
+/// The socket is bound but never listens, so the kernel answers SYNs with a
+/// reset, and holding the bind keeps another test from taking the port (a
+/// bind-then-drop port can be handed to a parallel test's listener).
+pub struct RefusingPort {
+    _socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn new() -> Self {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
+        socket.bind(&any.into()).expect("bind a loopback port");
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("bound address");
+        Self {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Default for RefusingPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// TCP connect to `addr`, bounded.
 pub async fn connect_tcp(addr: SocketAddr) -> TcpStream {
     within(STEP, "TCP connect to the gateway", TcpStream::connect(addr))
