@@ -302,6 +302,72 @@ async fn idle_pipelined_with_next_request_in_one_write_is_not_held() {
     );
 }
 
+/// Requests written the way ffmpeg and librtmp write them: the head, then
+/// the body in a second write, on a socket with Nagle on. The body leaves
+/// the client only once the head is ACKed, so a gateway that lets the
+/// kernel delay that ACK (~40 ms on Linux once replies have turned delayed
+/// ACKs on) stalls every request; rtmpgate re-arms TCP_QUICKACK.
+///
+/// Not a speed figure: a stalled request takes at least the kernel's
+/// minimum delayed-ACK time (40 ms), an unstalled one well under 1 ms on
+/// loopback, so the test counts requests past 30 ms and allows a third of
+/// them to be slow for a busy machine.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn requests_split_across_writes_are_not_held_by_delayed_acks() {
+    split_requests_are_not_stalled(RTMP).await;
+}
+
+/// The same over RTMPTS: rustls turns each write into its own record.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn rtmpts_requests_split_across_writes_are_not_held_by_delayed_acks() {
+    split_requests_are_not_stalled(RTMPS).await;
+}
+
+#[cfg(target_os = "linux")]
+async fn split_requests_are_not_stalled(listen: &str) {
+    const REQUESTS: usize = 30;
+    const STALLED: Duration = Duration::from_millis(30);
+    let mut upstream = TestUpstream::start_with(UpstreamMode::Raw).await;
+    let gw = start_gateway(&[listen], upstream.addr, |_| {}).await;
+    let mut t = if listen == RTMPS {
+        Tunnel::open_tls(gw.rtmps()).await
+    } else {
+        Tunnel::open_tcp(gw.rtmp()).await
+    };
+    let conn = upstream.next_conn().await;
+    let mut sent = Vec::new();
+    let mut slow = Vec::new();
+    for i in 0..REQUESTS {
+        let body = pattern(i as u64, 200);
+        let seq = t.next_seq();
+        let req = send_req(&t.id, seq, &body);
+        let head_len = req
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("request head")
+            + 4;
+        let start = Instant::now();
+        t.conn.write_raw(&req[..head_len]).await;
+        t.conn.write_raw(&req[head_len..]).await;
+        let res = t.conn.read_response().await;
+        let took = start.elapsed();
+        res.data(&format!("split /send seq {seq}"));
+        if took >= STALLED {
+            slow.push(took);
+        }
+        sent.extend_from_slice(&body);
+    }
+    conn.expect_bytes("split /send bodies", &sent).await;
+    assert!(
+        slow.len() <= REQUESTS / 3,
+        "{} of {REQUESTS} split requests took >= {STALLED:?} ({slow:?}): \
+         the gateway's delayed ACK holds the client's body (TCP_QUICKACK not re-armed)",
+        slow.len()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 3. Out-of-order arrival across connections
 // ---------------------------------------------------------------------------
