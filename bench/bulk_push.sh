@@ -22,6 +22,17 @@
 # utime+stime (from /proc/PID/stat, all threads) per GB of file pushed.
 # Note: ffmpeg, nginx and rtmpgate share this machine's CPUs, so absolute
 # numbers depend on the core count; compare the ratio within one run.
+#
+# For bench/run.sh (its opt-in `push` workload), two more knobs; the output
+# above does not change:
+#   PUSH_RESULTS=FILE  also append one line per push to FILE, in run.sh's
+#                      record format (`workload=push variant=tlsV proxy=P
+#                      path=PATH rep=R cpu_s=S wall_s=S mode=push ok=0|1
+#                      bytes=B secs=S mbps=X rc=RC`; proxy is direct,
+#                      rtmpgate, haproxy or stunnel).
+#   SRC_FLV=FILE       the FLV to push: generated into FILE when FILE does
+#                      not exist yet, reused when it does (one file for
+#                      several runs; it must come from the same BENCH_SECS).
 set -euo pipefail
 
 # shellcheck source=tests/interop/lib.sh
@@ -92,6 +103,21 @@ start_proxies() {
     log "all three TLS terminators negotiate TLSv$TLS (TLS=$TLS)"
 }
 
+# push_record ROUND PATH BYTES SECS RC TICKS CLK_TCK: one line for bench/run.sh
+# (PUSH_RESULTS). A push counts (ok=1) only if ffmpeg exited 0.
+push_record() {
+    local proxy
+    case $2 in
+    direct) proxy=direct ;;
+    gate_*) proxy=rtmpgate ;;
+    *) proxy=${2%%_*} ;;
+    esac
+    awk -v r="$1" -v path="$2" -v p="$proxy" -v b="$3" -v s="$4" -v rc="$5" -v t="$6" -v hz="$7" -v tv="$TLS" \
+        'BEGIN { printf "workload=push variant=tls%s proxy=%s path=%s rep=%s cpu_s=%.3f wall_s=%.3f mode=push ok=%d bytes=%s secs=%.3f mbps=%.3f rc=%s\n",
+                 tv, p, path, r, (p == "direct" ? 0 : t / hz), s, (rc == 0), b, s, (s > 0 ? b / 1e6 / s : 0), rc }' \
+        >>"$PUSH_RESULTS"
+}
+
 main() {
     ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS must be 1..50"
     local path
@@ -104,12 +130,17 @@ main() {
     make_workdir rtmpgate-bench
     log "work dir $WORK, rtmpgate $RTMPGATE_BIN"
 
-    local src="$WORK/bulk.flv"
-    log "generating ${BENCH_SECS}s of 1280x720@30 high-bitrate H.264 into $src"
-    timeout -s TERM -k 5 300 ffmpeg -nostdin -hide_banner -loglevel error -y \
-        -f lavfi -i "testsrc2=size=1280x720:rate=30" -t "$BENCH_SECS" \
-        -vf "noise=alls=30:allf=t" -c:v libx264 -preset ultrafast -qp 8 -g 60 \
-        -pix_fmt yuv420p -f flv "$src" </dev/null || die "generating the FLV failed"
+    local src="${SRC_FLV:-$WORK/bulk.flv}"
+    if [[ -n "${SRC_FLV:-}" && -s "$SRC_FLV" ]]; then
+        log "reusing $src (SRC_FLV)"
+    else
+        log "generating ${BENCH_SECS}s of 1280x720@30 high-bitrate H.264 into $src"
+        timeout -s TERM -k 5 300 ffmpeg -nostdin -hide_banner -loglevel error -y \
+            -f lavfi -i "testsrc2=size=1280x720:rate=30" -t "$BENCH_SECS" \
+            -vf "noise=alls=30:allf=t" -c:v libx264 -preset ultrafast -qp 8 -g 60 \
+            -pix_fmt yuv420p -f flv "$src.part" </dev/null || die "generating the FLV failed"
+        mv "$src.part" "$src"
+    fi
     local bytes
     bytes=$(stat -c %s "$src")
     log "source: $bytes bytes"
@@ -127,7 +158,7 @@ main() {
     local results="$WORK/results.tsv"
     printf 'round\tpath\tbytes\tsecs\trc\tproxy_ticks\n' >"$results"
 
-    local r i k url proxy pid t0 t1 c0 c1 rc
+    local r i k url proxy pid t0 t1 c0 c1 rc secs
     for ((r = 1; r <= ROUNDS; r++)); do
         for ((k = 0; k < ${#PATHS[@]}; k++)); do
             # Rotate the order each round so no path always goes first.
@@ -150,9 +181,10 @@ main() {
             stop_pid "$pid"
             rc=$(exit_code "$pid")
             c1=$(cpu_ticks "$proxy")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$path" "$bytes" \
-                "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
+            secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$path" "$bytes" "$secs" \
                 "$rc" "$((c1 - c0))" >>"$results"
+            [[ -z "${PUSH_RESULTS:-}" ]] || push_record "$r" "$path" "$bytes" "$secs" "$rc" "$((c1 - c0))" "$tck"
             if [[ "$rc" != 0 ]]; then
                 log "round $r $path: ffmpeg exited with status $rc"
                 show_logs "$WORK/push_${r}_$path.log" "$RTMPGATE_LOG" "$WORK/haproxy.log" \

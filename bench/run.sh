@@ -10,9 +10,22 @@
 #
 #   bash bench/run.sh                       # full run (~15-25 min on 2 cores)
 #   REPS=1 BULK_BYTES=50000000 HOLD_COUNTS=50 bash bench/run.sh   # quick
+#   WORKLOADS=push bash bench/run.sh        # the ffmpeg push alone (opt-in)
+#   WORKLOADS="limits bulk push" bash bench/run.sh   # both bulk views
 #
-# Workloads (WORKLOADS, default all): limits bulk handshakes resume latency
-# hold stall rtmpt. Knobs (defaults in brackets):
+# Workloads (WORKLOADS, default all but push): limits bulk handshakes resume
+# latency hold stall rtmpt, and the opt-in push: bench/bulk_push.sh (a real
+# encoder: ffmpeg -c copy pushes a generated high-bitrate FLV into nginx-rtmp
+# directly, through rtmpgate rtmp:// and rtmps://, HAProxy and stunnel; its
+# own RSA-2048 certificate), run once per TLS_VERSIONS entry with the same
+# FLV, its pushes recorded and tabled here next to the Rust client's bulk
+# rows ("Both views" table when bulk ran too). Not in the default list: it
+# is the end-to-end view (encoder, proxy and origin share the cores), takes
+# ~1.5 min on 2 cores with the defaults, and needs ffmpeg, rtmpdump, nginx
+# and libnginx-mod-rtmp on top of the peers below (installed like them;
+# missing under CI=true fails, locally the push table says it did not run).
+# tests/bench_smoke.sh runs it on its own, with a 1 s FLV.
+# Knobs (defaults in brackets):
 #   REPS [5]            repetitions (interleaved), medians reported
 #   CERTS ["ecdsa rsa"] certificates; handshakes run for each, the other
 #                       workloads with the first
@@ -33,6 +46,11 @@
 #                       are full (held HOLD_SECS, below --write-timeout)
 #   RTMPT_BYTES [200000000] RTMPT_BODY [65536] RTMPT_DEPTH [4]
 #   LIMIT_SECS [3]      seconds per openssl speed / iperf3 measurement
+#   PUSH_ROUNDS [REPS]  push: interleaved rounds per TLS version (ROUNDS)
+#   PUSH_SECS [10]      push: seconds of 1280x720@30 video in the FLV
+#                       (BENCH_SECS; 10 s is ~350 MB)
+#   PUSH_PATHS ["direct gate_rtmp gate_rtmps", plus haproxy_rtmps and
+#                       stunnel_rtmps when in PROXIES]  push: bulk_push.sh's PATHS
 #   GATE_TLS13_TICKETS [2]  rtmpgate --tls13-tickets (2 = what OpenSSL sends
 #                       by default in HAProxy and stunnel; rtmpgate's own
 #                       default is 0, which disables TLS 1.3 resumption)
@@ -84,6 +102,9 @@ HOLD_SECS="${HOLD_SECS:-10}"
 HOLD_RATE="${HOLD_RATE:-1000}"
 HOLD_INTERVAL_MS="${HOLD_INTERVAL_MS:-2000}"
 STALL_COUNTS="${STALL_COUNTS:-200}"
+PUSH_ROUNDS="${PUSH_ROUNDS:-$REPS}"
+PUSH_SECS="${PUSH_SECS:-10}"
+PUSH_PATHS="${PUSH_PATHS:-}"
 RTMPT_BYTES="${RTMPT_BYTES:-200000000}"
 RTMPT_BODY="${RTMPT_BODY:-65536}"
 RTMPT_DEPTH="${RTMPT_DEPTH:-4}"
@@ -109,6 +130,13 @@ peer_missing() {
     command -v iperf3 >/dev/null 2>&1 || m+=(iperf3)
     command -v openssl >/dev/null 2>&1 || m+=(openssl)
     command -v python3 >/dev/null 2>&1 || m+=(python3)
+    if has push "$WORKLOADS"; then
+        # What bench/bulk_push.sh (ensure_peers in tests/interop/lib.sh) needs.
+        { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || m+=(ffmpeg)
+        command -v rtmpdump >/dev/null 2>&1 || m+=(rtmpdump)
+        command -v nginx >/dev/null 2>&1 || m+=(nginx)
+        [[ -f "$NGX_RTMP_MODULE" ]] || m+=(libnginx-mod-rtmp)
+    fi
     printf '%s' "${m[*]}"
 }
 
@@ -133,8 +161,14 @@ ensure_bench_peers() {
     [[ " $missing " == *" haproxy "* ]] && PROXIES="${PROXIES//haproxy/}"
     [[ " $missing " == *" stunnel4 "* ]] && PROXIES="${PROXIES//stunnel/}"
     [[ " $missing " == *" python3 "* ]] && die "python3 is required for the report"
+    # bulk_push.sh starts all three TLS terminators and nginx-rtmp.
+    local m
+    for m in haproxy stunnel4 ffmpeg rtmpdump nginx libnginx-mod-rtmp; do
+        [[ " $missing " == *" $m "* ]] && PUSH_MISSING="${PUSH_MISSING:+$PUSH_MISSING }$m"
+    done
     return 0
 }
+PUSH_MISSING=""
 
 build_bins() {
     if [[ -n "${RTMPGATE_BIN:-}" && -n "${LOADGEN_BIN:-}" ]]; then
@@ -403,6 +437,51 @@ one_rep_rtmpt() {
     done
 }
 
+# run_push: bench/bulk_push.sh once per TLS version (same FLV, made by the
+# first run), its per-push lines (PUSH_RESULTS) added to RESULTS. A push
+# whose ffmpeg failed is a failed check, and so is a bulk_push.sh run that
+# failed before any push (setup, negotiated TLS version).
+run_push() {
+    local tv tpid rc f lines bad secs paths="$PUSH_PATHS" logf
+    if [[ -z "$paths" ]]; then
+        paths="direct gate_rtmp gate_rtmps"
+        has haproxy "$PROXIES" && paths+=" haproxy_rtmps"
+        has stunnel "$PROXIES" && paths+=" stunnel_rtmps"
+    fi
+    local npaths
+    npaths=$(wc -w <<<"$paths")
+    # FLV (<= 300 s), setup, then each push bounded by 120 s in bulk_push.sh.
+    secs=$((300 + 120 + PUSH_ROUNDS * npaths * 130))
+    for tv in $TLS_VERSIONS; do
+        f="$WORK/runs/push.tls$tv.txt"
+        logf="$WORK/runs/push.tls$tv.log"
+        : >"$f"
+        log "push (bench/bulk_push.sh): TLS $tv, ROUNDS=$PUSH_ROUNDS, paths: $paths"
+        spawn tpid "$secs" "$logf" env RTMPGATE_BIN="$RTMPGATE_BIN" ROUNDS="$PUSH_ROUNDS" \
+            BENCH_SECS="$PUSH_SECS" TLS="$tv" PATHS="$paths" PUSH_RESULTS="$f" \
+            SRC_FLV="$WORK/push.${PUSH_SECS}s.flv" KEEP_WORK="$KEEP_WORK" \
+            bash "$HERE/bulk_push.sh"
+        wait_exit "$tpid" "$secs" || true
+        stop_pid "$tpid"
+        rc=$(exit_code "$tpid")
+        cat "$f" >>"$RESULTS"
+        lines=$(grep -c '^workload=push ' "$f" || true)
+        bad=$(grep -c '^workload=push .* ok=0 ' "$f" || true)
+        RUNS=$((RUNS + lines))
+        FAILED_CHECKS=$((FAILED_CHECKS + bad))
+        if [[ "$rc" != 0 ]] && ((bad == 0)); then
+            RUNS=$((RUNS + 1))
+            FAILED_CHECKS=$((FAILED_CHECKS + 1))
+            log "check failed: push TLS $tv: bench/bulk_push.sh exited with status $rc (log $logf)"
+            tail -n 20 "$logf" >&2 || true
+        elif ((bad > 0)); then
+            log "check failed: push TLS $tv: $bad of $lines pushes failed (log $logf)"
+        fi
+        # bulk_push.sh's own table, for the console.
+        sed -n '/^path /,/^bulk_push:/p' "$logf" >&2 || true
+    done
+}
+
 # hold_one PROXY CERT N REP [KIND]: fresh proxy, N connections held, RSS
 # sampled. KIND idle (default: echoing now and then) or stall (flooded by
 # the upstream, never reading).
@@ -495,6 +574,13 @@ main() {
         echo "hold_max=$HOLD_MAX"
         echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
         echo "params=REPS=$REPS CERTS=\"$CERTS\" TLS_VERSIONS=\"$TLS_VERSIONS\" BULK_BYTES=$BULK_BYTES BULK_CONNS=\"$BULK_CONNS\" HS_CONNS=$HS_CONNS HS_SECS=$HS_SECS LAT_COUNT=$LAT_COUNT HOLD_COUNTS=\"$HOLD_COUNTS\" HOLD_SECS=$HOLD_SECS STALL_COUNTS=\"$STALL_COUNTS\" RTMPT_BYTES=$RTMPT_BYTES GATE_TLS13_TICKETS=$GATE_TLS13_TICKETS LOADGEN_THREADS=$LOADGEN_THREADS"
+        if has push "$WORKLOADS"; then
+            echo "push_params=PUSH_ROUNDS=$PUSH_ROUNDS PUSH_SECS=$PUSH_SECS TLS_VERSIONS=\"$TLS_VERSIONS\""
+            echo "ffmpeg=$(ffmpeg -version 2>/dev/null | head -n 1 | awk '{ print $3 }' || echo n/a)"
+            echo "nginx=$(nginx -v 2>&1 | awk -F/ '{ print $2; exit }' || echo n/a)"
+            echo "nginx_rtmp=$(dpkg-query -W -f='${Version}' libnginx-mod-rtmp 2>/dev/null || echo n/a)"
+            [[ -z "$PUSH_MISSING" ]] || echo "push_missing=$PUSH_MISSING"
+        fi
     } >"$meta"
 
     : >"$WORK/limits.txt"
@@ -543,6 +629,14 @@ main() {
                 done
             done
         done
+    fi
+
+    if has push "$WORKLOADS"; then
+        if [[ -n "$PUSH_MISSING" ]]; then
+            log "WARNING: push not run, missing: $PUSH_MISSING"
+        else
+            run_push
+        fi
     fi
 
     echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"

@@ -3,7 +3,9 @@
 # bench/rtmpt.sh verdicts can fail (bench/rtmpt_lag.py selftest): every workload against
 # rtmpgate, HAProxy and stunnel with tiny sizes (one repetition), then checks
 # that every table cell got a number and that every loadgen check passed;
-# then bench/auth.sh (stream authorization) with tiny sizes, the same way.
+# then the opt-in push workload (bench/bulk_push.sh driven by bench/run.sh,
+# a 1 s FLV, next to a tiny bulk run so both views are tabled) and
+# bench/auth.sh (stream authorization) with tiny sizes, the same way.
 # No timing is asserted. Well under 2 minutes after the build.
 #
 #   bash tests/bench_smoke.sh
@@ -69,6 +71,37 @@ if grep '^| TLS .* resumed % |' "$OUTDIR/report.md" | grep -q '| 0.000 \|| 0 '; 
     fail "a proxy never resumed a session"
 fi
 
+# The opt-in push workload: ffmpeg -c copy of a 1 s FLV (~35 MB) over the
+# five paths, once per TLS version, plus the Rust client's bulk rows for the
+# side-by-side table (~15 s). Its extra peers (ffmpeg, nginx-rtmp, the ones
+# bench/auth.sh needs below) are installed by bench/run.sh when missing.
+push_start=$SECONDS
+rc=0
+REPS=1 BULK_BYTES=20000000 BULK_CONNS=1 PUSH_SECS=1 WORKLOADS="bulk push" OUT="$OUTDIR/push.md" \
+    timeout -s TERM -k 10 300 bash "$ROOT/bench/run.sh" >"$OUTDIR/push.txt" 2>"$OUTDIR/push_err.txt" || rc=$?
+push_elapsed=$((SECONDS - push_start))
+push_fail() {
+    printf 'FAIL bench_smoke: WORKLOADS="bulk push" bench/run.sh: %s\n' "$1"
+    echo "----- stdout (tail) -----"
+    tail -n 40 "$OUTDIR/push.txt" || true
+    echo "----- stderr (tail) -----"
+    tail -n 40 "$OUTDIR/push_err.txt" || true
+    exit 1
+}
+((rc == 0)) || push_fail "exited with status $rc"
+grep -q '^loadgen checks: [0-9]* runs, 0 failed, 0 hold shortfalls$' "$OUTDIR/push.txt" ||
+    push_fail "checks failed: $(grep '^loadgen checks' "$OUTDIR/push.txt" || echo 'no summary line')"
+for title in "ffmpeg-driven RTMPS push" "Both views"; do
+    grep -q "^### $title" "$OUTDIR/push.md" || push_fail "table '$title' missing"
+done
+if grep -n 'n/a\|nan\| ok)' "$OUTDIR/push.md"; then push_fail "some cells have no number or failed runs"; fi
+grep -q '^| workload | direct rtmp:// | rtmpgate rtmp:// | rtmpgate rtmps:// | HAProxy | stunnel | rtmpgate/HAProxy | rtmpgate/stunnel |$' \
+    "$OUTDIR/push.md" || push_fail "push table columns"
+push_rows=$(grep -c '^| TLS [0-9.]* \(MB/s\|ratio to direct\|proxy CPU\) ' "$OUTDIR/push.md" || true)
+((push_rows == 4 * $(wc -w <<<"${TLS_VERSIONS:-1.3 1.2}"))) || push_fail "$push_rows push rows"
+both_rows=$(grep -c '^| TLS [0-9.]* \(Rust client\|ffmpeg\) ' "$OUTDIR/push.md" || true)
+((both_rows == push_rows)) || push_fail "$both_rows side-by-side rows"
+
 # The stream authorization benchmark (bench/auth.sh), tiny: one latency run
 # and one bulk round per gate, every figure must be a number. Its peers
 # (ffmpeg, nginx-rtmp) are installed by it when missing, as in the interop
@@ -93,4 +126,4 @@ auth_rows=$(grep -c '^publish -> first frame\|^authorization round trip\|^webhoo
 ((auth_rows == 5)) || auth_fail "$auth_rows of the 5 result rows"
 if grep -n 'nan' "$OUTDIR/auth.txt"; then auth_fail "a figure is not a number"; fi
 
-echo "bench_smoke: passed ($rows rows, bench/run.sh took ${elapsed}s after the build; bench/auth.sh ${auth_elapsed}s)"
+echo "bench_smoke: passed ($rows rows, bench/run.sh took ${elapsed}s after the build; push ${push_elapsed}s; bench/auth.sh ${auth_elapsed}s)"

@@ -9,6 +9,10 @@ META: key=value lines (machine, versions, parameters). LIMITS: lines
 A cell is the median over repetitions of the runs whose loadgen check passed
 (ok=1); `(k/n ok)` is appended when some runs failed; `n/a` means no run
 passed. Ratios are rtmpgate / peer of the medians.
+
+Push rows (workload=push, written by bench/bulk_push.sh for the opt-in push
+workload) carry path= (direct gate_rtmp gate_rtmps haproxy_rtmps
+stunnel_rtmps); ok=1 when ffmpeg exited 0.
 """
 
 import statistics
@@ -105,9 +109,19 @@ def main():
     w(
         f"Versions: rtmpgate {meta.get('rtmpgate')} ({meta.get('rustc')}), "
         f"HAProxy {meta.get('haproxy')}, stunnel {meta.get('stunnel')}, "
-        f"{meta.get('openssl')}, iperf3 {meta.get('iperf3')}."
+        f"{meta.get('openssl')}, iperf3 {meta.get('iperf3')}"
+        + (
+            f", ffmpeg {meta.get('ffmpeg')}, nginx {meta.get('nginx')} with libnginx-mod-rtmp "
+            f"{meta.get('nginx_rtmp')} (push)."
+            if "push_params" in meta
+            else "."
+        )
     )
-    w(f"Parameters: `{meta.get('params')}`; open files {meta.get('nofile')}.")
+    w(
+        f"Parameters: `{meta.get('params')}`"
+        + (f", push: `{meta.get('push_params')}`" if "push_params" in meta else "")
+        + f"; open files {meta.get('nofile')}."
+    )
     w(
         "All on 127.0.0.1; client, sink and proxy share the machine's cores. "
         "The client (examples/loadgen.rs, rustls) offers only AES-128-GCM and only X25519, so every "
@@ -294,8 +308,134 @@ def main():
                 w(f"| {labels[v]} | {fmt(mb)}{n1} | {rq_s} | {cpu_s} | – | – |")
         w("")
 
+    push_tables(w, meta, rows, proxies, peers)
+
     w(f"Loadgen checks: {meta.get('checks', '?')}. Runtime {meta.get('runtime_s', '?')} s.")
     print("\n".join(out))
+
+
+PUSH_PATHS = [
+    ("direct", "direct rtmp://"),
+    ("gate_rtmp", "rtmpgate rtmp://"),
+    ("gate_rtmps", "rtmpgate rtmps://"),
+    ("haproxy_rtmps", "HAProxy"),
+    ("stunnel_rtmps", "stunnel"),
+]
+PEER_PATHS = {"haproxy": "haproxy_rtmps", "stunnel": "stunnel_rtmps"}
+
+
+def push_cpu_per_gb(r):
+    if r.get("path") == "direct" or num(r, "bytes") <= 0:
+        return None
+    return num(r, "cpu_s") / (num(r, "bytes") / 1e9)
+
+
+def push_tables(w, meta, rows, proxies, peers):
+    """The ffmpeg-driven push (workload push, bench/bulk_push.sh): one table
+    per path and TLS version, then the Rust client's bulk rows next to it."""
+    push = [r for r in rows if r.get("workload") == "push"]
+    if not push and "push_params" not in meta:
+        return
+    w("### ffmpeg-driven RTMPS push (real encoder)")
+    w("")
+    if not push:
+        if "push_missing" in meta:
+            w(f"Not run: missing {meta.get('push_missing')} (`WORKLOADS=push` needs ffmpeg, nginx with "
+              "libnginx-mod-rtmp, HAProxy and stunnel).")
+        else:
+            w("n/a: no push recorded (bench/bulk_push.sh failed before its first push; see the "
+              "checks below and runs/push.*.log in the work dir).")
+        w("")
+        return
+    rounds, secs = param(meta, "PUSH_ROUNDS", "push_params"), param(meta, "PUSH_SECS", "push_params")
+    sizes = sorted({num(r, "bytes") for r in push if num(r, "bytes") > 0})
+    size = f"{fmt(sizes[-1] / 1e6)} MB" if sizes else "?"
+    w(
+        f"`bench/bulk_push.sh`, once per TLS version: `ffmpeg -c copy` (no `-re`) pushes the same FLV "
+        f"({size}, {secs} s of 1280x720@30 noisy H.264) as fast as it can into nginx-rtmp, directly, "
+        "through rtmpgate (rtmp:// and rtmps://), HAProxy and stunnel (rtmps://, one RSA-2048 "
+        "certificate, every TLS terminator capped at the row's TLS version and checked with "
+        "`openssl s_client`; the rtmp:// columns are plain in every row). Paths interleaved, the order "
+        f"rotating each round; cells are medians of {rounds} round{'' if rounds == '1' else 's'}. The end-to-end view: ffmpeg (which "
+        "also encrypts), the proxy and nginx share the cores. Ratio to direct = path / direct rtmp://; "
+        "rtmpgate/peer = rtmpgate rtmps:// / peer; proxy CPU = utime+stime of the proxy process per GB "
+        "pushed."
+    )
+    w("")
+    have = {r.get("path") for r in push}
+    cols = [(p, n) for p, n in PUSH_PATHS if p in have]
+    pcols = [p for p in ["haproxy_rtmps", "stunnel_rtmps"] if p in have]
+    names = dict(PUSH_PATHS)
+    head = ["workload"] + [n for _, n in cols] + [f"rtmpgate/{names[p]}" for p in pcols]
+    w("| " + " | ".join(head) + " |")
+    w("|" + "---|" * len(head))
+    variants = sorted({r["variant"] for r in push}, key=variant_key)
+    for v in variants:
+        tv = v[3:] if v.startswith("tls") else v
+        mb, mbn, cpu, cpun = {}, {}, {}, {}
+        for p, _ in cols:
+            runs = [r for r in push if r["variant"] == v and r.get("path") == p]
+            mb[p], mbn[p] = median_cell(runs, lambda r: num(r, "mbps"))
+            cpu[p], cpun[p] = median_cell(runs, push_cpu_per_gb)
+        g = "gate_rtmps"
+        dash = ["–"] * len(pcols)
+        w(f"| TLS {tv} MB/s ↑ | " + " | ".join(
+            [fmt(mb[p]) + mbn[p] for p, _ in cols] + [ratio(mb.get(g), mb.get(q)) for q in pcols]) + " |")
+        w(f"| TLS {tv} ratio to direct ↑ | " + " | ".join(
+            [ratio(mb[p], mb.get("direct")) for p, _ in cols] + dash) + " |")
+        w(f"| TLS {tv} proxy CPU s/GB ↓ | " + " | ".join(
+            ["–" if p == "direct" else fmt(cpu[p]) + cpun[p] for p, _ in cols]
+            + [ratio(cpu.get(g), cpu.get(q)) for q in pcols]) + " |")
+        if "haproxy_rtmps" in have:
+            w(f"| TLS {tv} proxy CPU vs HAProxy ↓ | " + " | ".join(
+                ["–" if p == "direct" else ratio(cpu[p], cpu.get("haproxy_rtmps")) for p, _ in cols]
+                + dash) + " |")
+    w("")
+
+    # Both views: the Rust load client's single-connection push (bulk) next
+    # to ffmpeg's, per TLS version, same columns as the proxy tables.
+    bulk = [r for r in rows if r.get("workload") == "bulk"]
+    bulk_v = {}
+    for v in sorted({r["variant"] for r in bulk}, key=variant_key):
+        if v.startswith("tls") and v.endswith(".c1") and "-pull" not in v:
+            bulk_v.setdefault(v[3:6], v)  # the first certificate's
+    tvs = [v[3:] for v in variants if v.startswith("tls") and v[3:] in bulk_v]
+    if not tvs:
+        return
+    w("### Both views: Rust load client vs ffmpeg, RTMPS push, one connection")
+    w("")
+    w(
+        "Rust load client = the bulk rows above (examples/loadgen.rs, 64 KiB writes, into the sink; "
+        "the proxy-only view). ffmpeg = the push table above (a real encoder into nginx-rtmp, all "
+        "sharing the cores; RSA-2048). Ratios are rtmpgate / peer."
+    )
+    w("")
+    head = ["workload"] + [NAMES[p] for p in proxies] + [f"rtmpgate/{NAMES[p]}" for p in peers]
+    w("| " + " | ".join(head) + " |")
+    w("|" + "---|" * len(head))
+    for tv in tvs:
+        bv, pv = bulk_v[tv], f"tls{tv}"
+        for mname, bfun, pfun in [
+            ("MB/s ↑", lambda r: num(r, "mbps"), lambda r: num(r, "mbps")),
+            ("proxy CPU s/GB ↓",
+             lambda r: num(r, "cpu_s") / (num(r, "bytes") / 1e9) if num(r, "bytes") > 0 else None,
+             push_cpu_per_gb),
+        ]:
+            for label, src, fun, key in [
+                (f"TLS {tv} Rust client → sink ({pretty_variant('bulk', bv)[8:]})", bulk, bfun, "proxy"),
+                (f"TLS {tv} ffmpeg → nginx-rtmp", push, pfun, "path"),
+            ]:
+                cells, meds = [], {}
+                for p in proxies:
+                    want = p if key == "proxy" else PEER_PATHS.get(p, "gate_rtmps")
+                    variant = bv if key == "proxy" else pv
+                    runs = [r for r in src if r["variant"] == variant and r.get(key) == want]
+                    m, n = median_cell(runs, fun)
+                    meds[p] = m
+                    cells.append(fmt(m) + n)
+                rat = [ratio(meds.get("rtmpgate"), meds.get(p)) for p in peers]
+                w(f"| {label} {mname} | " + " | ".join(cells + rat) + " |")
+    w("")
 
 
 def fix_hold_alive(out, rows, proxies, peers):
@@ -319,8 +459,8 @@ def fix_hold_alive(out, rows, proxies, peers):
         out[i] = f"| {label} alive at end ↑ | " + " | ".join(cells + rat) + " |"
 
 
-def param(meta, name):
-    for tok in meta.get("params", "").split():
+def param(meta, name, key="params"):
+    for tok in meta.get(key, "").split():
         if tok.startswith(name + "="):
             return tok.split("=", 1)[1]
     return ""
