@@ -13,7 +13,11 @@
 #
 # Knobs: ROUNDS (5), BENCH_SECS (10 s of 1280x720@30 noisy H.264 at ~280
 # Mbit/s, about 350 MB), KEEP_WORK=1 keeps the temp dir.
-# PATHS (all five by default) picks a subset, e.g. PATHS="direct gate_rtmps".
+# PATHS (all six by default) picks a subset, e.g. PATHS="direct gate_rtmps".
+# encoder_tls is the encoder's own ceiling, no proxy: the same FLV with
+# `-f flv tls://` into bench/lib/tls_sink.py, which completes the handshake
+# (the row's TLS version) and discards; ffmpeg encrypts as on an rtmps://
+# push but nothing is forwarded, so no TLS terminator can let it go faster.
 # TLS (1.3 by default; ffmpeg's GnuTLS prefers it) or TLS=1.2: every TLS
 # terminator offers at most that version (rtmpgate --tls-versions 1.2,
 # HAProxy ssl-max-ver TLSv1.2, stunnel sslVersionMax), so the TLS 1.2 path is
@@ -46,7 +50,7 @@ case "$TLS" in
 1.2) GATE_VERSIONS="1.2" PEER_MAXVER="TLSv1.2" ;;
 *) echo "TLS must be 1.3 or 1.2, not $TLS" >&2; exit 2 ;;
 esac
-ALL_PATHS="direct gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps"
+ALL_PATHS="direct encoder_tls gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps"
 read -r -a PATHS <<<"${PATHS:-$ALL_PATHS}"
 
 # cpu_ticks TIMEOUT_PID: utime+stime of the process `spawn` started under
@@ -109,12 +113,13 @@ push_record() {
     local proxy
     case $2 in
     direct) proxy=direct ;;
+    encoder_tls) proxy=encoder ;;
     gate_*) proxy=rtmpgate ;;
     *) proxy=${2%%_*} ;;
     esac
     awk -v r="$1" -v path="$2" -v p="$proxy" -v b="$3" -v s="$4" -v rc="$5" -v t="$6" -v hz="$7" -v tv="$TLS" \
         'BEGIN { printf "workload=push variant=tls%s proxy=%s path=%s rep=%s cpu_s=%.3f wall_s=%.3f mode=push ok=%d bytes=%s secs=%.3f mbps=%.3f rc=%s\n",
-                 tv, p, path, r, (p == "direct" ? 0 : t / hz), s, (rc == 0), b, s, (s > 0 ? b / 1e6 / s : 0), rc }' \
+                 tv, p, path, r, (p == "direct" || p == "encoder" ? 0 : t / hz), s, (rc == 0), b, s, (s > 0 ? b / 1e6 / s : 0), rc }' \
         >>"$PUSH_RESULTS"
 }
 
@@ -146,12 +151,16 @@ main() {
     log "source: $bytes bytes"
 
     local ports
-    mapfile -t ports < <(free_ports 5)
+    mapfile -t ports < <(free_ports 6)
     local nginx_port=${ports[0]} tls_port=${ports[1]} plain_port=${ports[2]}
-    local haproxy_port=${ports[3]} stunnel_port=${ports[4]}
+    local haproxy_port=${ports[3]} stunnel_port=${ports[4]} sink_port=${ports[5]}
     # Keyframes of this file exceed nginx-rtmp's default max_message (1M).
     start_nginx "$nginx_port" 16M
     start_proxies "$nginx_port" "$tls_port" "$plain_port" "$haproxy_port" "$stunnel_port"
+    local sink_pid
+    spawn sink_pid 900 "$WORK/tls_sink.log" python3 "$(dirname "${BASH_SOURCE[0]}")/lib/tls_sink.py" \
+        "$sink_port" "$WORK/rsa.crt" "$WORK/rsa.key" "$TLS"
+    wait_port "$sink_port" "$sink_pid" 15 || die "the TLS sink did not listen on 127.0.0.1:$sink_port"
 
     local tck
     tck=$(getconf CLK_TCK)
@@ -166,6 +175,7 @@ main() {
             path=${PATHS[$i]}
             case $path in
             direct) url="rtmp://127.0.0.1:$nginx_port/live/bulk_${r}_$path" proxy="" ;;
+            encoder_tls) url="tls://127.0.0.1:$sink_port" proxy="" ;;
             gate_rtmp) url="rtmp://127.0.0.1:$plain_port/live/bulk_${r}_$path" proxy=$RTMPGATE_PID ;;
             gate_rtmps) url="rtmps://127.0.0.1:$tls_port/live/bulk_${r}_$path" proxy=$RTMPGATE_PID ;;
             haproxy_rtmps) url="rtmps://127.0.0.1:$haproxy_port/live/bulk_${r}_$path" proxy=$HAPROXY_PID ;;
@@ -193,12 +203,16 @@ main() {
         done
     done
 
+    # What ffmpeg negotiated with a server that follows its preference.
+    [[ ! -s "$WORK/tls_sink.log" ]] ||
+        log "TLS sink: $(awk '{ print $2, $3 }' "$WORK/tls_sink.log" | sort | uniq -c | tr -s ' ' | paste -sd ';')"
     TLS="$TLS" python3 - "$results" "$tck" "${PATHS[@]}" <<'REPORT'
 import csv, os, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 tck = float(sys.argv[2])
 order = sys.argv[3:]
-names = {"direct": "direct rtmp -> nginx", "gate_rtmp": "rtmp  -> rtmpgate -> nginx",
+names = {"direct": "direct rtmp -> nginx", "encoder_tls": "flv over tls:// -> sink",
+         "gate_rtmp": "rtmp  -> rtmpgate -> nginx",
          "gate_rtmps": "rtmps -> rtmpgate -> nginx", "haproxy_rtmps": "rtmps -> haproxy  -> nginx",
          "stunnel_rtmps": "rtmps -> stunnel  -> nginx"}
 print()
@@ -216,11 +230,11 @@ for r in rows:
         per[r["path"]].append(rate)
         cpu[r["path"]][0] += int(r["proxy_ticks"]) / tck
         cpu[r["path"]][1] += int(r["bytes"])
-    pcpu = "-" if r["path"] == "direct" else f"{int(r['proxy_ticks']) / tck:.2f}"
+    pcpu = "-" if r["path"] in ("direct", "encoder_tls") else f"{int(r['proxy_ticks']) / tck:.2f}"
     print(f"{r['round']:>5}  {names[r['path']]:<27} {mb:8.1f} {secs:7.3f} {rate:8.1f} {pcpu:>11}  {r['rc']}")
 print()
 med = {p: statistics.median(v) for p, v in per.items() if v}
-cpg = {p: cpu[p][0] / (cpu[p][1] / 1e9) for p in order if p != "direct" and cpu[p][1]}
+cpg = {p: cpu[p][0] / (cpu[p][1] / 1e9) for p in order if p not in ("direct", "encoder_tls") and cpu[p][1]}
 def ratio(a, b):
     return f"{a / b:.2f}" if b else "-"
 print(f"{'path':<27} {'median MB/s':>11} {'min':>8} {'max':>8} {'vs direct':>9} {'vs haproxy':>10} {'proxy CPU s/GB':>14} {'CPU vs haproxy':>14}")

@@ -49,7 +49,7 @@
 #   PUSH_ROUNDS [REPS]  push: interleaved rounds per TLS version (ROUNDS)
 #   PUSH_SECS [10]      push: seconds of 1280x720@30 video in the FLV
 #                       (BENCH_SECS; 10 s is ~350 MB)
-#   PUSH_PATHS ["direct gate_rtmp gate_rtmps", plus haproxy_rtmps and
+#   PUSH_PATHS ["direct encoder_tls gate_rtmp gate_rtmps", plus haproxy_rtmps and
 #                       stunnel_rtmps when in PROXIES]  push: bulk_push.sh's PATHS
 #   GATE_TLS13_TICKETS [2]  rtmpgate --tls13-tickets (2 = what OpenSSL sends
 #                       by default in HAProxy and stunnel; rtmpgate's own
@@ -444,7 +444,7 @@ one_rep_rtmpt() {
 run_push() {
     local tv tpid rc f lines bad secs paths="$PUSH_PATHS" logf
     if [[ -z "$paths" ]]; then
-        paths="direct gate_rtmp gate_rtmps"
+        paths="direct encoder_tls gate_rtmp gate_rtmps"
         has haproxy "$PROXIES" && paths+=" haproxy_rtmps"
         has stunnel "$PROXIES" && paths+=" stunnel_rtmps"
     fi

@@ -72,7 +72,7 @@ if grep '^| TLS .* resumed % |' "$OUTDIR/report.md" | grep -q '| 0.000 \|| 0 '; 
 fi
 
 # The opt-in push workload: ffmpeg -c copy of a 1 s FLV (~35 MB) over the
-# five paths, once per TLS version, plus the Rust client's bulk rows for the
+# six paths (the five of bench/bulk_push.sh plus its encoder_tls ceiling), once per TLS version, plus the Rust client's bulk rows for the
 # side-by-side table (~15 s). Its extra peers (ffmpeg, nginx-rtmp, the ones
 # bench/auth.sh needs below) are installed by bench/run.sh when missing.
 push_start=$SECONDS
@@ -95,7 +95,7 @@ for title in "ffmpeg-driven RTMPS push" "Both views"; do
     grep -q "^### $title" "$OUTDIR/push.md" || push_fail "table '$title' missing"
 done
 if grep -n 'n/a\|nan\| ok)' "$OUTDIR/push.md"; then push_fail "some cells have no number or failed runs"; fi
-grep -q '^| workload | direct rtmp:// | rtmpgate rtmp:// | rtmpgate rtmps:// | HAProxy | stunnel | rtmpgate/HAProxy | rtmpgate/stunnel |$' \
+grep -q '^| workload | direct rtmp:// | ffmpeg tls:// → sink | rtmpgate rtmp:// | rtmpgate rtmps:// | HAProxy | stunnel | rtmpgate/HAProxy | rtmpgate/stunnel |$' \
     "$OUTDIR/push.md" || push_fail "push table columns"
 push_rows=$(grep -c '^| TLS [0-9.]* \(MB/s\|ratio to direct\|proxy CPU\) ' "$OUTDIR/push.md" || true)
 ((push_rows == 4 * $(wc -w <<<"${TLS_VERSIONS:-1.3 1.2}"))) || push_fail "$push_rows push rows"

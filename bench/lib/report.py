@@ -316,16 +316,19 @@ def main():
 
 PUSH_PATHS = [
     ("direct", "direct rtmp://"),
+    ("encoder_tls", "ffmpeg tls:// → sink"),
     ("gate_rtmp", "rtmpgate rtmp://"),
     ("gate_rtmps", "rtmpgate rtmps://"),
     ("haproxy_rtmps", "HAProxy"),
     ("stunnel_rtmps", "stunnel"),
 ]
+# Pushes with no proxy: no proxy CPU to show.
+NO_PROXY = ("direct", "encoder_tls")
 PEER_PATHS = {"haproxy": "haproxy_rtmps", "stunnel": "stunnel_rtmps"}
 
 
 def push_cpu_per_gb(r):
-    if r.get("path") == "direct" or num(r, "bytes") <= 0:
+    if r.get("path") in NO_PROXY or num(r, "bytes") <= 0:
         return None
     return num(r, "cpu_s") / (num(r, "bytes") / 1e9)
 
@@ -354,6 +357,8 @@ def push_tables(w, meta, rows, proxies, peers):
         f"`bench/bulk_push.sh`, once per TLS version: `ffmpeg -c copy` (no `-re`) pushes the same FLV "
         f"({size}, {secs} s of 1280x720@30 noisy H.264) as fast as it can into nginx-rtmp, directly, "
         "through rtmpgate (rtmp:// and rtmps://), HAProxy and stunnel (rtmps://, one RSA-2048 "
+        "certificate), and, as the encoder's own TLS ceiling, with `-f flv tls://` into a sink that "
+        "only decrypts (`bench/lib/tls_sink.py`: no RTMP, nothing forwarded; same "
         "certificate, every TLS terminator capped at the row's TLS version and checked with "
         "`openssl s_client`; the rtmp:// columns are plain in every row). Paths interleaved, the order "
         f"rotating each round; cells are medians of {rounds} round{'' if rounds == '1' else 's'}. The end-to-end view: ffmpeg (which "
@@ -384,11 +389,11 @@ def push_tables(w, meta, rows, proxies, peers):
         w(f"| TLS {tv} ratio to direct ↑ | " + " | ".join(
             [ratio(mb[p], mb.get("direct")) for p, _ in cols] + dash) + " |")
         w(f"| TLS {tv} proxy CPU s/GB ↓ | " + " | ".join(
-            ["–" if p == "direct" else fmt(cpu[p]) + cpun[p] for p, _ in cols]
+            ["–" if p in NO_PROXY else fmt(cpu[p]) + cpun[p] for p, _ in cols]
             + [ratio(cpu.get(g), cpu.get(q)) for q in pcols]) + " |")
         if "haproxy_rtmps" in have:
             w(f"| TLS {tv} proxy CPU vs HAProxy ↓ | " + " | ".join(
-                ["–" if p == "direct" else ratio(cpu[p], cpu.get("haproxy_rtmps")) for p, _ in cols]
+                ["–" if p in NO_PROXY else ratio(cpu[p], cpu.get("haproxy_rtmps")) for p, _ in cols]
                 + dash) + " |")
     w("")
 
