@@ -41,15 +41,13 @@ set -euo pipefail
 
 # shellcheck source=tests/interop/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/interop/lib.sh"
+# shellcheck source=bench/lib/push.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/push.sh"
 
 ROUNDS="${ROUNDS:-5}"
 BENCH_SECS="${BENCH_SECS:-10}"
 TLS="${TLS:-1.3}"
-case "$TLS" in
-1.3) GATE_VERSIONS="1.2,1.3" PEER_MAXVER="" ;;
-1.2) GATE_VERSIONS="1.2" PEER_MAXVER="TLSv1.2" ;;
-*) echo "TLS must be 1.3 or 1.2, not $TLS" >&2; exit 2 ;;
-esac
+push_tls_caps "$TLS"
 ALL_PATHS="direct encoder_tls gate_rtmp gate_rtmps haproxy_rtmps stunnel_rtmps"
 read -r -a PATHS <<<"${PATHS:-$ALL_PATHS}"
 
@@ -136,16 +134,7 @@ main() {
     log "work dir $WORK, rtmpgate $RTMPGATE_BIN"
 
     local src="${SRC_FLV:-$WORK/bulk.flv}"
-    if [[ -n "${SRC_FLV:-}" && -s "$SRC_FLV" ]]; then
-        log "reusing $src (SRC_FLV)"
-    else
-        log "generating ${BENCH_SECS}s of 1280x720@30 high-bitrate H.264 into $src"
-        timeout -s TERM -k 5 300 ffmpeg -nostdin -hide_banner -loglevel error -y \
-            -f lavfi -i "testsrc2=size=1280x720:rate=30" -t "$BENCH_SECS" \
-            -vf "noise=alls=30:allf=t" -c:v libx264 -preset ultrafast -qp 8 -g 60 \
-            -pix_fmt yuv420p -f flv "$src.part" </dev/null || die "generating the FLV failed"
-        mv "$src.part" "$src"
-    fi
+    make_push_flv "$src" "$BENCH_SECS"
     local bytes
     bytes=$(stat -c %s "$src")
     log "source: $bytes bytes"

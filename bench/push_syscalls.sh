@@ -18,14 +18,12 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tests/interop/lib.sh
 source "$HERE/../tests/interop/lib.sh"
+# shellcheck source=bench/lib/push.sh
+source "$HERE/lib/push.sh"
 
 BENCH_SECS="${BENCH_SECS:-10}"
 TLS="${TLS:-1.3}"
-case "$TLS" in
-1.3) GATE_VERSIONS="1.2,1.3" PEER_MAXVER="" ;;
-1.2) GATE_VERSIONS="1.2" PEER_MAXVER="TLSv1.2" ;;
-*) die "TLS must be 1.3 or 1.2, not $TLS" ;;
-esac
+push_tls_caps "$TLS"
 
 # per_mb STRACE_SUMMARY MB: the calls of each system call made at least
 # once per 2 MB, per MB pushed, busiest first.
@@ -46,13 +44,7 @@ main() {
     ensure_rtmpgate
     make_workdir rtmpgate-syscalls
     local src="${SRC_FLV:-$WORK/bulk.flv}"
-    if [[ ! -s "$src" ]]; then
-        log "generating ${BENCH_SECS}s of 1280x720@30 high-bitrate H.264 into $src"
-        timeout -s TERM -k 5 300 ffmpeg -nostdin -hide_banner -loglevel error -y \
-            -f lavfi -i "testsrc2=size=1280x720:rate=30" -t "$BENCH_SECS" \
-            -vf "noise=alls=30:allf=t" -c:v libx264 -preset ultrafast -qp 8 -g 60 \
-            -pix_fmt yuv420p -f flv "$src" </dev/null || die "generating the FLV failed"
-    fi
+    make_push_flv "$src" "$BENCH_SECS"
     local bytes mb
     bytes=$(stat -c %s "$src")
     mb=$(awk -v b="$bytes" 'BEGIN { printf "%.3f", b / 1e6 }')
